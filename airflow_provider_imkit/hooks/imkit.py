@@ -1,0 +1,369 @@
+"""ImkitHook: an Airflow connection turned into a pooled, retrying HTTP client for IMKIT."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import requests
+import tenacity
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
+
+from airflow_provider_imkit import __version__, validation
+from airflow_provider_imkit.envelope import parse_response
+from airflow_provider_imkit.exceptions import ImkitApiError, ImkitConnectionError
+from airflow_provider_imkit.get_provider_info import UI_FIELD_BEHAVIOUR
+from airflow_provider_imkit.retry import RetryPolicy
+from airflow_provider_imkit.settings import (
+    ImkitSettings,
+    api_key_from,
+    base_url_from,
+    retry_from,
+    timeout_from,
+    unknown_extras,
+    verify_from,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from types import TracebackType
+
+USER_AGENT = f"airflow-provider-imkit/{__version__}"
+
+
+def path_segment(value: str) -> str:
+    """Percent-encode an id for use as one URL path segment (``/`` and ``..`` included)."""
+    return quote(value, safe="")
+
+
+class ImkitHook(BaseHook):
+    """
+    Interact with IMKIT's Platform API.
+
+    The connection's host is the Base URL (``https://<app>.imkit.io``, or any self-hosted
+    server) and its password is the platform API key, sent as the ``IM-API-KEY`` header.
+    Every call goes through one request path that owns timeouts, retries and error mapping.
+    One hook may be shared by several threads: each thread gets its own pooled session.
+
+    :param imkit_conn_id: Airflow connection id of type ``imkit``.
+    :param timeout: seconds, a number for both or a ``(connect, read)`` pair; overrides the
+        connection's ``timeout`` extras (default 10 s connect, 30 s read).
+    :param max_attempts: attempts per request, the first included; overrides the extras.
+    :param retry_on_ambiguous: also retry failures after which the message may have been
+        stored (may post twice); overrides the extras. Default False.
+    :param retry_policy: a complete :class:`RetryPolicy`; when given, the connection's
+        retry extras and the two arguments above are ignored.
+    :param sleep: the function used to wait between attempts (tests inject a fake one).
+    """
+
+    conn_name_attr = "imkit_conn_id"
+    default_conn_name = "imkit_default"
+    conn_type = "imkit"
+    hook_name = "IMKIT"
+
+    def __init__(
+        self,
+        imkit_conn_id: str = default_conn_name,
+        *,
+        timeout: float | tuple[float, float] | None = None,
+        max_attempts: int | None = None,
+        retry_on_ambiguous: bool | None = None,
+        retry_policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__()
+        self.imkit_conn_id = imkit_conn_id
+        self._timeout = timeout
+        self._max_attempts = max_attempts
+        self._retry_on_ambiguous = retry_on_ambiguous
+        self._retry_policy = retry_policy
+        self._sleep = sleep
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form layout for Airflow 2.11 to 3.1 (3.2+ reads get_provider_info)."""
+        return copy.deepcopy(UI_FIELD_BEHAVIOUR)
+
+    # -- connection and session ------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> ImkitSettings:
+        """The connection read once: base URL, API key, timeouts, TLS, proxy and retry policy."""
+        conn = self.get_connection(self.imkit_conn_id)
+        conn_id = self.imkit_conn_id
+        if conn.password:
+            mask_secret(conn.password)
+        api_key = api_key_from(conn_id, conn.password)
+        extras = conn.extra_dejson
+        unknown = unknown_extras(extras)
+        if unknown:
+            self.log.warning("IMKIT connection %r: ignoring unknown extras %s", conn_id, unknown)
+        if self._retry_policy is not None:
+            policy = self._retry_policy
+        else:
+            policy = retry_from(conn_id, extras, RetryPolicy()).with_overrides(
+                max_attempts=self._max_attempts, retry_on_ambiguous=self._retry_on_ambiguous
+            )
+        proxy = extras.get("proxy") or extras.get("extra__imkit__proxy") or None
+        return ImkitSettings(
+            conn_id=conn_id,
+            base_url=base_url_from(conn_id, conn.host, conn.schema, conn.port),
+            api_key=api_key,
+            timeout=timeout_from(conn_id, extras, self._timeout),
+            verify=verify_from(conn_id, extras),
+            proxy=str(proxy) if proxy else None,
+            retry=policy,
+        )
+
+    def get_conn(self) -> requests.Session:
+        """Return this thread's pooled session, creating it on first use."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            settings = self.settings
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            session.headers.update(
+                {
+                    "IM-API-KEY": settings.api_key,
+                    "Content-Type": "application/json; charset=utf-8",
+                    "Accept": "application/json",
+                    "User-Agent": USER_AGENT,
+                }
+            )
+            session.verify = settings.verify
+            if settings.proxy:
+                session.proxies = {"http": settings.proxy, "https": settings.proxy}
+            with self._lock:
+                self._sessions.append(session)
+            self._local.session = session
+        return session
+
+    def close(self) -> None:
+        """Close every pooled connection this hook opened (in any thread)."""
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> ImkitHook:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the one request path ----------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        key = self.settings.api_key
+        return text.replace(key, "***") if key else text
+
+    def _attempt(self, method: str, path: str, data: bytes | None, params: Mapping[str, Any] | None) -> Any:
+        settings = self.settings
+        try:
+            response = self.get_conn().request(
+                method,
+                settings.base_url + path,
+                data=data,
+                params=params,
+                timeout=settings.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise _transport_error(method, path, exc, self._redact) from exc
+        if 300 <= response.status_code <= 399:
+            # Never follow: a redirect would carry the IM-API-KEY header to another URL.
+            raise ImkitApiError(
+                method=method,
+                path=path,
+                status_code=response.status_code,
+                message=self._redact(
+                    f"redirected to {response.headers.get('Location', '?')}; set the connection's "
+                    "Base URL to the final address (redirects are not followed)"
+                ),
+            )
+        return parse_response(
+            method=method,
+            path=path,
+            status_code=response.status_code,
+            headers=response.headers,
+            content=response.content,
+            redact=self._redact,
+        )
+
+    def _log_retry(self, method: str, path: str) -> Callable[[tenacity.RetryCallState], None]:
+        def log_retry(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            self.log.warning(
+                "IMKIT %s %s attempt %d failed (%s); retrying in %.1f s",
+                method,
+                path,
+                state.attempt_number,
+                error,
+                state.upcoming_sleep,
+            )
+
+        return log_retry
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> tuple[Any, int]:
+        """
+        Send one API call with the retry policy and return ``(result, attempts)``.
+
+        Endpoint methods call this and nothing else: it alone joins the URL, sets headers
+        and timeouts, retries, parses the envelope and maps errors.
+
+        :param method: HTTP method.
+        :param path: API path starting with ``/``; ids in it must be encoded with
+            :func:`path_segment`.
+        :param json_body: the JSON body, sent UTF-8 encoded (CJK and emoji as they are).
+        :param params: query string parameters.
+        :raises ImkitApiError: the server answered with an error.
+        :raises ImkitConnectionError: no response could be had.
+        """
+        policy = self.settings.retry
+        data = None
+        if json_body is not None:
+            data = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(policy.max_attempts),
+            retry=tenacity.retry_if_exception(policy.is_retryable),
+            wait=lambda state: policy.wait_before(
+                state.attempt_number, state.outcome.exception() if state.outcome else None
+            ),
+            sleep=self._sleep,
+            before_sleep=self._log_retry(method, path),
+            reraise=True,
+        )
+        result = retrying(self._attempt, method, path, data, params)
+        return result, retrying.statistics.get("attempt_number", 1)
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    def send_message(
+        self,
+        *,
+        room: str,
+        sender: str,
+        message: str,
+        message_type: str = "text",
+        push: bool | None = None,
+        skip_total_badge: bool | None = None,
+        mentions: str | list[str] | tuple[str, ...] | None = None,
+    ) -> dict[str, Any]:
+        """
+        Send a message to a room (``POST /messages``) and return the stored message object.
+
+        :param room: id of the room.
+        :param sender: id of an existing user who sends the message.
+        :param message: the message text.
+        :param message_type: ``text`` (default), ``announcement``, ``image`` or an
+            app-defined type.
+        :param push: send push notifications to the room's members; None leaves the server's
+            default (true).
+        :param skip_total_badge: do not count the message in members' badge totals; None
+            leaves the server's default (false).
+        :param mentions: a user id, or ids, to notify as mentioned; duplicates are dropped.
+        :return: the message object: ``_id``, ``room``, ``message``, ``messageType``,
+            ``sender`` (an id, or a user object on some servers), ``messageTimeMS``...
+        :raises ImkitValidationError: an argument is invalid; nothing was sent.
+        """
+        body: dict[str, Any] = {
+            "room": validation.identifier("room", room),
+            "sender": validation.identifier("sender", sender),
+            "message": validation.text("message", message),
+            "messageType": validation.identifier("message_type", message_type),
+        }
+        optional = {
+            "push": validation.optional_bool("push", push),
+            "skipTotalBadge": validation.optional_bool("skip_total_badge", skip_total_badge),
+            "mentions": validation.user_ids("mentions", mentions),
+        }
+        body.update({name: value for name, value in optional.items() if value is not None})
+        started = time.monotonic()
+        result, attempts = self.request("POST", "/messages", json_body=body)
+        if not isinstance(result, dict):
+            raise ImkitApiError(
+                method="POST",
+                path="/messages",
+                status_code=200,
+                rc=0,
+                message=f"expected a message object as result, got {type(result).__name__}",
+            )
+        self.log.info(
+            "IMKIT message %s sent to room %s (%d attempt%s, %.0f ms)",
+            result.get("_id"),
+            room,
+            attempts,
+            "" if attempts == 1 else "s",
+            (time.monotonic() - started) * 1000,
+        )
+        self.log.debug("IMKIT message text: %s", message)
+        return result
+
+
+def _transport_error(
+    method: str, path: str, exc: requests.RequestException, redact: Callable[[str], str]
+) -> ImkitConnectionError:
+    """Classify a requests exception: could the request have reached the server?"""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return ImkitConnectionError(method, path, "connect timeout", maybe_delivered=False)
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return ImkitConnectionError(
+            method, path, "read timeout: the server may have processed the request", maybe_delivered=True
+        )
+    if isinstance(exc, requests.exceptions.SSLError):
+        return ImkitConnectionError(method, path, f"TLS error: {redact(str(exc))}", maybe_delivered=False)
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        refused = next((c for c in _causes(exc) if isinstance(c, NewConnectionError)), None)
+        if refused is not None:
+            return ImkitConnectionError(
+                method, path, f"cannot connect: {redact(str(refused))}", maybe_delivered=False
+            )
+        return ImkitConnectionError(
+            method,
+            path,
+            f"connection lost after sending; the server may have processed the request: {redact(str(exc))}",
+            maybe_delivered=True,
+        )
+    return ImkitConnectionError(method, path, redact(f"{type(exc).__name__}: {exc}"), maybe_delivered=True)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The chain below a requests error: its wrapped urllib3 error, that one's reason..."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
+        reason = getattr(current, "reason", None)
+        first_arg = current.args[0] if current.args else None
+        if isinstance(reason, BaseException):
+            current = reason
+        elif isinstance(first_arg, BaseException):
+            current = first_arg
+        else:
+            current = current.__cause__ or current.__context__
+    return chain

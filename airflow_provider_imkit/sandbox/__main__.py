@@ -1,0 +1,65 @@
+"""Command line: ``imkit-sandbox`` / ``python -m airflow_provider_imkit.sandbox``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from airflow_provider_imkit.sandbox.app import DEFAULT_RATE_LIMIT
+from airflow_provider_imkit.sandbox.server import DEFAULT_API_KEY, ImkitSandbox
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imkit-sandbox",
+        description="Run a local IMKIT-compatible server (Platform API subset, inbox page at /).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    parser.add_argument("--port", type=int, default=8099, help="port (default 8099; 0 picks a free one)")
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="API key clients must send")
+    parser.add_argument("--room", action="append", default=[], help="create a room (repeatable)")
+    parser.add_argument("--user", action="append", default=[], help="create a user (repeatable)")
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=DEFAULT_RATE_LIMIT,
+        help=f"requests per minute per key (default {DEFAULT_RATE_LIMIT}; 0 turns it off)",
+    )
+    parser.add_argument("--retry-after-header", action="store_true", help="send Retry-After with 429s")
+    parser.add_argument(
+        "--auto-create", action="store_true", help="create unknown rooms and users on first use"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    sandbox = ImkitSandbox(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        rooms=args.room,
+        users=args.user,
+        rate_limit=args.rate_limit or None,
+        retry_after_header=args.retry_after_header,
+        auto_create=args.auto_create,
+    )
+    # Stop cleanly on SIGTERM too (SystemExit runs the finally block below).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    sandbox.start()
+    print(f"IMKIT sandbox listening on {sandbox.url}  (inbox: {sandbox.url}/)")
+    print("Point Airflow at it with:")
+    print(f"  export AIRFLOW_CONN_IMKIT_DEFAULT='{sandbox.connection_json()}'")
+    sys.stdout.flush()
+    try:
+        sandbox.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""One sandbox, one Airflow home and one run of every example DAG for the whole session.
+
+Each DAG runs in real Airflow (``airflow dags test`` in a child process) against the
+sandbox over loopback; the tests then read what the rooms received, the XComs in the
+metadata database, and the task logs.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_imkit.sandbox import ImkitSandbox
+from airflow_provider_imkit.sandbox.dagrun import DagRunOutcome, airflow_env, migrate, run_dag
+from tests.conftest import API_KEY, EXAMPLE_DAGS
+
+LOGICAL_DATE = "2026-01-02T06:00:00+00:00"
+
+
+@dataclass
+class ExampleRuns:
+    sandbox: ImkitSandbox
+    home: Path
+    plan: dict[str, Any]
+    outcomes: dict[str, DagRunOutcome]
+
+    def xcoms(self, dag_id: str) -> dict[tuple[str, int], Any]:
+        """``return_value`` XComs of the DAG's run, keyed by (task_id, map_index)."""
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            rows = db.execute(
+                "SELECT task_id, map_index, value FROM xcom WHERE dag_id = ? AND key = 'return_value'",
+                (dag_id,),
+            ).fetchall()
+        # SQLite hands back JSON text (3.x), JSON bytes (2.x), or a bare number it parsed itself.
+        return {
+            (task_id, map_index): value if isinstance(value, int | float) else json.loads(value)
+            for task_id, map_index, value in rows
+        }
+
+
+@pytest.fixture(scope="session")
+def example_runs() -> Iterator[ExampleRuns]:
+    plan = json.loads((EXAMPLE_DAGS / "demo.json").read_text())
+    with (
+        ImkitSandbox(api_key=API_KEY, rooms=plan["rooms"], users=plan["users"]) as sandbox,
+        tempfile.TemporaryDirectory(prefix="imkit-e2e-airflow-") as home,
+    ):
+        env = airflow_env(home, EXAMPLE_DAGS, {"AIRFLOW_CONN_IMKIT_DEFAULT": sandbox.connection_json()})
+        migrate(env)
+        outcomes = {dag_id: run_dag(dag_id, env, LOGICAL_DATE) for dag_id in plan["dags"]}
+        yield ExampleRuns(sandbox, Path(home), plan, outcomes)

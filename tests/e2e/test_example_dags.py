@@ -1,0 +1,51 @@
+"""Every example DAG runs in real Airflow against the sandbox and does what it says."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import API_KEY
+from tests.e2e.conftest import ExampleRuns
+
+
+def test_every_dag_ends_as_planned(example_runs: ExampleRuns) -> None:
+    for dag_id, expected in example_runs.plan["dags"].items():
+        outcome = example_runs.outcomes[dag_id]
+        assert outcome.succeeded is (expected == "success"), f"{dag_id}:\n{outcome.output[-4000:]}"
+
+
+def test_api_key_in_no_task_log(example_runs: ExampleRuns) -> None:
+    for dag_id, outcome in example_runs.outcomes.items():
+        assert API_KEY not in outcome.output, dag_id
+        assert "IMKIT message" in outcome.output  # the hook's INFO line is in the log
+
+
+def test_send_message_dag_rooms(example_runs: ExampleRuns) -> None:
+    pipeline = example_runs.sandbox.received("data-pipeline")
+    texts = [m["message"] for m in pipeline]
+    assert len(texts) == 4
+    assert re.fullmatch(
+        r"Pipeline example_imkit_send_message started for 2026-01-02 \(run manual__\S+\)", texts[0]
+    )
+    assert texts[1] == "Loaded 1284 rows into the warehouse 📦 倉庫已更新"
+    assert texts[2] == "Nightly data for 2026-01-02 is ready. No action needed."
+    assert texts[3] == f"Pipeline example_imkit_send_message finished. First message id: {pipeline[0]['_id']}"
+    assert pipeline[1]["mentions"] == ["alice", "bob"]
+    assert (pipeline[2]["messageType"], pipeline[2]["push"]) == ("announcement", False)
+    assert all(m["sender"] == "airflow-bot" for m in pipeline)
+    for room in ("team-analytics", "team-finance", "team-marketing"):
+        assert [m["message"] for m in example_runs.sandbox.received(room)] == [
+            "Fresh data for 2026-01-02 is available in your dashboards."
+        ]
+
+
+def test_send_message_dag_xcoms_are_the_message_objects(example_runs: ExampleRuns) -> None:
+    xcoms = example_runs.xcoms("example_imkit_send_message")
+    pipeline = example_runs.sandbox.received("data-pipeline")
+    assert [
+        xcoms[(t, -1)]["_id"] for t in ("notify_start", "report_rows", "announce_quietly", "notify_end")
+    ] == [m["_id"] for m in pipeline]
+    mapped = {xcoms[("notify_teams", i)]["room"]: xcoms[("notify_teams", i)]["_id"] for i in range(3)}
+    for room, message_id in mapped.items():
+        assert example_runs.sandbox.received(room)[0]["_id"] == message_id
+    assert xcoms[("extract", -1)] == 1284

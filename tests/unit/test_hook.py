@@ -1,0 +1,273 @@
+"""Hook behaviour with HTTP mocked by `responses`: headers, body, retries, errors."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+
+import pytest
+import requests
+import responses
+
+from airflow_provider_imkit.exceptions import (
+    ImkitAuthenticationError,
+    ImkitConfigurationError,
+    ImkitConnectionError,
+    ImkitRateLimitError,
+    ImkitServerError,
+    ImkitValidationError,
+)
+from airflow_provider_imkit.hooks.imkit import ImkitHook, path_segment
+from tests.conftest import API_KEY
+
+BASE = "https://app.imkit.io"
+URL = f"{BASE}/messages"
+MESSAGE = {"_id": "5f1e" + "0" * 20, "room": "ops", "message": "hi", "messageType": "text", "sender": "bot"}
+
+
+def ok(result: object = MESSAGE) -> dict[str, object]:
+    return {"RC": 0, "RM": "OK", "result": result}
+
+
+@pytest.fixture
+def hook(conn_env: Callable[..., None], fake_sleep: Callable[[float], None]) -> ImkitHook:
+    conn_env(host=BASE, password=API_KEY)
+    return ImkitHook(sleep=fake_sleep)
+
+
+@responses.activate
+def test_send_message_request(hook: ImkitHook) -> None:
+    responses.post(URL, json=ok())
+    assert hook.send_message(room="ops", sender="bot", message="你好 🚀") == MESSAGE
+    request = responses.calls[0].request
+    assert request.headers["IM-API-KEY"] == API_KEY
+    assert request.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert request.body == '{"room":"ops","sender":"bot","message":"你好 🚀","messageType":"text"}'.encode()
+
+
+@responses.activate
+def test_optional_fields_camel_case(hook: ImkitHook) -> None:
+    responses.post(URL, json=ok())
+    hook.send_message(
+        room="ops",
+        sender="bot",
+        message="m",
+        message_type="announcement",
+        push=False,
+        skip_total_badge=True,
+        mentions=["alice", "bob", "alice"],
+    )
+    body = json.loads(responses.calls[0].request.body or b"")
+    assert body == {
+        "room": "ops",
+        "sender": "bot",
+        "message": "m",
+        "messageType": "announcement",
+        "push": False,
+        "skipTotalBadge": True,
+        "mentions": ["alice", "bob"],
+    }
+
+
+@responses.activate
+def test_extras_are_never_headers(conn_env: Callable[..., None]) -> None:
+    conn_env(
+        host=BASE, password=API_KEY, extra={"timeout": 5, "Authorization": "Bearer x", "headers": {"X": "1"}}
+    )
+    responses.post(URL, json=ok())
+    ImkitHook().send_message(room="ops", sender="bot", message="m")
+    headers = responses.calls[0].request.headers
+    assert "Authorization" not in headers and "X" not in headers
+
+
+@responses.activate
+def test_sender_as_user_object_is_returned(hook: ImkitHook) -> None:
+    result = {**MESSAGE, "sender": {"_id": "bot", "nickname": "Bot", "avatarUrl": ""}}
+    responses.post(URL, json=ok(result))
+    assert hook.send_message(room="ops", sender="bot", message="m")["sender"]["nickname"] == "Bot"
+
+
+@responses.activate
+def test_non_object_result_is_an_error(hook: ImkitHook) -> None:
+    responses.post(URL, json=ok("queued"))
+    with pytest.raises(Exception, match="expected a message object"):
+        hook.send_message(room="ops", sender="bot", message="m")
+
+
+@responses.activate
+def test_429_then_success_waits_retry_after(hook: ImkitHook, sleeps: list[float]) -> None:
+    responses.post(
+        URL, status=429, json={"error": "RATE_LIMIT_EXCEEDED", "retryAfter": 2}, headers={"Retry-After": "3"}
+    )
+    responses.post(URL, json=ok())
+    assert hook.send_message(room="ops", sender="bot", message="m")["_id"] == MESSAGE["_id"]
+    assert sleeps == [3.0]
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_429_over_cap_raises_at_once(hook: ImkitHook, sleeps: list[float]) -> None:
+    responses.post(URL, status=429, json={"error": "RATE_LIMIT_EXCEEDED", "retryAfter": 3600})
+    with pytest.raises(ImkitRateLimitError) as info:
+        hook.send_message(room="ops", sender="bot", message="m")
+    assert info.value.retry_after == 3600
+    assert sleeps == [] and len(responses.calls) == 1
+
+
+@responses.activate
+def test_503_retried_until_attempts_run_out(hook: ImkitHook, sleeps: list[float]) -> None:
+    responses.post(URL, status=503, json={"RC": 503, "RM": "Unavailable"})
+    with pytest.raises(ImkitServerError):
+        hook.send_message(room="ops", sender="bot", message="m")
+    assert len(responses.calls) == 3 and len(sleeps) == 2
+    assert 0.5 <= sleeps[0] <= 1.0 and 1.0 <= sleeps[1] <= 2.0
+
+
+@responses.activate
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_ambiguous_5xx_not_retried_by_default(hook: ImkitHook, status: int) -> None:
+    responses.post(URL, status=status, body="oops")
+    with pytest.raises(ImkitServerError):
+        hook.send_message(room="ops", sender="bot", message="m")
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_ambiguous_retried_when_opted_in(
+    conn_env: Callable[..., None], fake_sleep: Callable[[float], None]
+) -> None:
+    conn_env(host=BASE, password=API_KEY, extra={"retry_on_ambiguous": True})
+    responses.post(URL, status=502, body="<html>bad gateway</html>")
+    responses.post(URL, json=ok())
+    assert ImkitHook(sleep=fake_sleep).send_message(room="ops", sender="bot", message="m") == MESSAGE
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_connect_error_retried_read_timeout_not(hook: ImkitHook) -> None:
+    responses.post(URL, body=requests.exceptions.ConnectTimeout("connect timed out"))
+    responses.post(URL, json=ok())
+    assert hook.send_message(room="ops", sender="bot", message="m") == MESSAGE
+    responses.post(URL, body=requests.exceptions.ReadTimeout("read timed out"))
+    with pytest.raises(ImkitConnectionError) as info:
+        hook.send_message(room="ops", sender="bot", message="m")
+    assert info.value.maybe_delivered is True
+
+
+@responses.activate
+def test_401_is_not_retried_and_fails_fast(hook: ImkitHook) -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    responses.post(
+        URL,
+        status=401,
+        json={"RC": 401, "RM": "Unauthorized", "error": {"code": "INVALID_API_KEY", "message": "bad key"}},
+    )
+    with pytest.raises(ImkitAuthenticationError) as info:
+        hook.send_message(room="ops", sender="bot", message="m")
+    assert isinstance(info.value, AirflowFailException)
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_redirect_is_not_followed(hook: ImkitHook) -> None:
+    responses.post(URL, status=301, headers={"Location": "https://evil.example.com/messages"})
+    with pytest.raises(Exception, match="redirected to https://evil.example.com/messages"):
+        hook.send_message(room="ops", sender="bot", message="m")
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_server_text_echoing_the_key_is_redacted(hook: ImkitHook) -> None:
+    responses.post(
+        URL,
+        status=400,
+        json={
+            "RC": 400,
+            "RM": "Bad",
+            "error": {"code": "INVALID_REQUEST", "message": f"header IM-API-KEY={API_KEY}"},
+        },
+    )
+    with pytest.raises(Exception) as info:
+        hook.send_message(room="ops", sender="bot", message="m")
+    assert API_KEY not in str(info.value) and "***" in str(info.value)
+
+
+def test_validation_happens_before_any_request(hook: ImkitHook) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        for kwargs in (
+            {"room": ""},
+            {"sender": None},
+            {"message": "  "},
+            {"message_type": ""},
+            {"push": "yes"},
+            {"skip_total_badge": 1},
+            {"mentions": [1]},
+        ):
+            with pytest.raises(ImkitValidationError):
+                hook.send_message(**{"room": "ops", "sender": "bot", "message": "m", **kwargs})  # type: ignore[arg-type]
+        assert len(mock.calls) == 0
+
+
+def test_missing_host_names_connection(conn_env: Callable[..., None]) -> None:
+    conn_env("imkit_nohost", password=API_KEY)
+    with pytest.raises(ImkitConfigurationError, match="'imkit_nohost': no host"):
+        ImkitHook("imkit_nohost").send_message(room="ops", sender="bot", message="m")
+
+
+def test_key_with_newline_rejected_without_echo(conn_env: Callable[..., None]) -> None:
+    conn_env(host=BASE, password=API_KEY + "\n")
+    with pytest.raises(ImkitConfigurationError) as info:
+        ImkitHook().send_message(room="ops", sender="bot", message="m")
+    assert API_KEY not in str(info.value)
+
+
+def test_uri_form_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_IMKIT_URI", f"imkit://:{API_KEY}@chat.example.com:8443")
+    hook = ImkitHook("imkit_uri")
+    assert hook.settings.base_url == "https://chat.example.com:8443"
+    assert hook.settings.api_key == API_KEY
+    monkeypatch.setenv("AIRFLOW_CONN_IMKIT_HTTP", f"imkit://:{API_KEY}@127.0.0.1:8099/http?timeout=5")
+    assert ImkitHook("imkit_http").settings.base_url == "http://127.0.0.1:8099"
+    assert ImkitHook("imkit_http").settings.timeout == (5.0, 5.0)
+    monkeypatch.setenv("AIRFLOW_CONN_IMKIT_ENC", "imkit://:a%2Fb%2Bc%3D%3D@app.imkit.io")
+    assert ImkitHook("imkit_enc").settings.api_key == "a/b+c=="
+
+
+def test_hook_settings_precedence(conn_env: Callable[..., None]) -> None:
+    conn_env(host=BASE, password=API_KEY, extra={"max_attempts": 5, "timeout": 4})
+    hook = ImkitHook(max_attempts=2, retry_on_ambiguous=True)
+    assert hook.settings.retry.max_attempts == 2
+    assert hook.settings.retry.retry_on_ambiguous is True
+    assert hook.settings.timeout == (4.0, 4.0)
+    assert ImkitHook(timeout=(1, 9)).settings.timeout == (1.0, 9.0)
+
+
+def test_session_per_thread_and_close(hook: ImkitHook) -> None:
+    main = hook.get_conn()
+    assert hook.get_conn() is main
+    other: list[requests.Session] = []
+    thread = threading.Thread(target=lambda: other.append(hook.get_conn()))
+    thread.start()
+    thread.join()
+    assert other[0] is not main
+    hook.close()
+    assert hook.get_conn() is not main
+
+
+def test_path_segment_encodes_everything() -> None:
+    assert path_segment("../admin") == "..%2Fadmin"
+    assert path_segment("a b?c#d") == "a%20b%3Fc%23d"
+    assert path_segment("團隊") == "%E5%9C%98%E9%9A%8A"
+
+
+def test_hook_attributes() -> None:
+    assert (
+        ImkitHook.conn_name_attr,
+        ImkitHook.default_conn_name,
+        ImkitHook.conn_type,
+        ImkitHook.hook_name,
+    ) == ("imkit_conn_id", "imkit_default", "imkit", "IMKIT")
+    behaviour = ImkitHook.get_ui_field_behaviour()
+    assert behaviour["relabeling"] == {"host": "Base URL", "password": "API key"}

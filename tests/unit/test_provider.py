@@ -1,0 +1,88 @@
+"""Packaging: provider metadata, its schema, discovery by Airflow, and cheap imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import airflow
+import jsonschema
+
+from airflow_provider_imkit import __version__
+from airflow_provider_imkit.get_provider_info import get_provider_info
+from tests.conftest import EXAMPLE_DAGS
+
+
+def test_provider_info_validates_against_airflow_schema() -> None:
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    info = get_provider_info()
+    jsonschema.validate(info, schema)
+    assert info["package-name"] == "airflow-provider-imkit"
+    (conn_type,) = info["connection-types"]
+    assert conn_type["connection-type"] == "imkit" and conn_type["hook-name"] == "IMKIT"
+    assert conn_type["ui-field-behaviour"]["relabeling"] == {"host": "Base URL", "password": "API key"}
+    assert {"login", "schema", "port"} <= set(conn_type["ui-field-behaviour"]["hidden-fields"])
+    assert info["versions"] == [__version__]
+
+
+def test_every_listed_class_and_module_imports() -> None:
+    import importlib
+
+    info = get_provider_info()
+    for section in ("hooks", "operators"):
+        for entry in info[section]:
+            for module in entry["python-modules"]:
+                importlib.import_module(module)
+    for conn_type in info["connection-types"]:
+        module, _, name = conn_type["hook-class-name"].rpartition(".")
+        assert getattr(importlib.import_module(module), name).conn_type == conn_type["connection-type"]
+    for path in info.get("notifications", []):
+        module, _, name = path.rpartition(".")
+        getattr(importlib.import_module(module), name)
+
+
+def test_airflow_discovers_the_provider(tmp_path: Path) -> None:
+    """ProvidersManager in a fresh process and AIRFLOW_HOME lists the provider and its hook."""
+    code = (
+        "from airflow.providers_manager import ProvidersManager as P\n"
+        "import json\n"
+        "pm = P()\n"
+        "info = pm.providers['airflow-provider-imkit']\n"
+        "hook = pm.hooks['imkit']\n"
+        "print(json.dumps({'version': info.version, 'hook': hook.hook_class_name, 'name': hook.hook_name}))\n"
+    )
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {
+        "version": __version__,
+        "hook": "airflow_provider_imkit.hooks.imkit.ImkitHook",
+        "name": "IMKIT",
+    }
+
+
+def test_provider_info_module_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, airflow_provider_imkit.get_provider_info as m; m.get_provider_info();"
+        "print(sorted(n for n in ('airflow', 'requests', 'tenacity', 'urllib3') if n in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_example_dags_import_without_errors() -> None:
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 2
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+
+    bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
+    assert bag.import_errors == {}
+    plan = json.loads((EXAMPLE_DAGS / "demo.json").read_text())
+    assert set(bag.dag_ids) == set(plan["dags"]), "demo.json must list every example DAG"
+    for dag in bag.dags.values():
+        assert dag.tasks

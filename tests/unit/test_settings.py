@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from airflow_provider_imkit import settings
+from airflow_provider_imkit.exceptions import ImkitConfigurationError
+from airflow_provider_imkit.retry import RetryPolicy
+
+
+@pytest.mark.parametrize(
+    ("host", "schema", "port", "expected"),
+    [
+        ("https://app.imkit.io", None, None, "https://app.imkit.io"),
+        ("https://app.imkit.io/", None, None, "https://app.imkit.io"),
+        ("https://app.imkit.io///", None, None, "https://app.imkit.io"),
+        ("http://127.0.0.1:8099", None, None, "http://127.0.0.1:8099"),
+        ("https://chat.example.com/imkit/api/", None, None, "https://chat.example.com/imkit/api"),
+        ("HTTPS://App.imkit.io", None, None, "https://App.imkit.io"),
+        ("app.imkit.io", None, None, "https://app.imkit.io"),
+        ("app.imkit.io", "", None, "https://app.imkit.io"),
+        ("127.0.0.1", "http", 8099, "http://127.0.0.1:8099"),
+        ("localhost", "HTTP", 8099, "http://localhost:8099"),
+        ("app.imkit.io", "https", 8443, "https://app.imkit.io:8443"),
+        ("http://127.0.0.1", None, 8099, "http://127.0.0.1:8099"),
+        ("http://127.0.0.1:9000", None, 8099, "http://127.0.0.1:9000"),
+        ("chat.example.com/prefix/", "https", None, "https://chat.example.com/prefix"),
+        ("  https://app.imkit.io  ", None, None, "https://app.imkit.io"),
+        ("http://[::1]:8099", None, None, "http://[::1]:8099"),
+    ],
+)
+def test_base_url(host: str, schema: str | None, port: int | None, expected: str) -> None:
+    assert settings.base_url_from("c", host, schema, port) == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "schema", "problem"),
+    [
+        (None, None, "no host"),
+        ("", None, "no host"),
+        ("ftp://files.example.com", None, "unsupported URL scheme 'ftp'"),
+        ("app.imkit.io", "ws", "unsupported URL scheme 'ws'"),
+        ("https://app.imkit.io?x=1", None, "query string"),
+        ("https://user:pw@app.imkit.io", None, "credentials"),
+        ("https://app.imkit.io:99999", None, "invalid port"),
+        ("https://", None, "no host name"),
+    ],
+)
+def test_base_url_errors_name_the_connection(host: str | None, schema: str | None, problem: str) -> None:
+    with pytest.raises(ImkitConfigurationError, match=problem) as info:
+        settings.base_url_from("my_imkit", host, schema, None)
+    assert "'my_imkit'" in str(info.value)
+
+
+def test_plain_http_to_remote_host_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_imkit.settings"):
+        settings.base_url_from("c", "http://chat.example.com", None, None)
+        settings.base_url_from("c", "http://chat.example.com", None, None)
+        settings.base_url_from("c", "http://127.0.0.1:1", None, None)
+        settings.base_url_from("c", "http://localhost:1", None, None)
+    warnings = [r for r in caplog.records if "plain http" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+@pytest.mark.parametrize("key", ["abc def", "abc\n", "\tabc", "abc\x00", "ключ-ключ"])
+def test_bad_api_key_rejected_without_echo(key: str) -> None:
+    with pytest.raises(ImkitConfigurationError) as info:
+        settings.api_key_from("c", key)
+    assert key.strip() not in str(info.value)
+    assert "not shown" in str(info.value)
+
+
+def test_missing_api_key() -> None:
+    with pytest.raises(ImkitConfigurationError, match="'c': no API key"):
+        settings.api_key_from("c", None)
+
+
+def test_timeouts() -> None:
+    assert settings.timeout_from("c", {}) == (10.0, 30.0)
+    assert settings.timeout_from("c", {"timeout": 5}) == (5.0, 5.0)
+    assert settings.timeout_from("c", {"timeout": "5", "read_timeout": 60}) == (5.0, 60.0)
+    assert settings.timeout_from("c", {"extra__imkit__timeout": "7"}) == (7.0, 7.0)
+    assert settings.timeout_from("c", {"timeout": 5}, override=(1, 2)) == (1.0, 2.0)
+    assert settings.timeout_from("c", {}, override=3) == (3.0, 3.0)
+    for bad in ({"timeout": "soon"}, {"timeout": 0}, {"timeout": -1}, {"read_timeout": float("inf")}):
+        with pytest.raises(ImkitConfigurationError, match="positive number|number of seconds"):
+            settings.timeout_from("c", bad)
+
+
+def test_verify(caplog: pytest.LogCaptureFixture) -> None:
+    assert settings.verify_from("c", {}) is True
+    assert settings.verify_from("c", {"verify": "/etc/ssl/ca.pem"}) == "/etc/ssl/ca.pem"
+    assert settings.verify_from("c", {"verify": True}) is True
+    with caplog.at_level(logging.WARNING):
+        assert settings.verify_from("c", {"verify": "false"}) is False
+    assert "verification is OFF" in caplog.text
+
+
+def test_retry_extras() -> None:
+    policy = settings.retry_from(
+        "c", {"max_attempts": "5", "backoff": "0.5", "retry_on_ambiguous": "true"}, RetryPolicy()
+    )
+    assert (policy.max_attempts, policy.backoff, policy.retry_on_ambiguous) == (5, 0.5, True)
+    with pytest.raises(ImkitConfigurationError, match="'c'.*max_attempts"):
+        settings.retry_from("c", {"max_attempts": "many"}, RetryPolicy())
+    with pytest.raises(ImkitConfigurationError, match="'c'.*max_attempts"):
+        settings.retry_from("c", {"max_attempts": 0}, RetryPolicy())
+    with pytest.raises(ImkitConfigurationError, match="retry_on_ambiguous"):
+        settings.retry_from("c", {"retry_on_ambiguous": "perhaps"}, RetryPolicy())
+
+
+def test_unknown_extras() -> None:
+    assert settings.unknown_extras({"timeout": 1, "timout": 2, "headers": {}}) == ["headers", "timout"]
+
+
+def test_settings_repr_hides_key() -> None:
+    s = settings.ImkitSettings("c", "https://x", "SECRET-KEY", (1, 2), True, None, RetryPolicy())
+    assert "SECRET-KEY" not in repr(s) and "SECRET-KEY" not in str(s)

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_imkit import validation
+from airflow_provider_imkit.exceptions import ImkitValidationError
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (None, "must be a string"),
+        (5, "must be a string"),
+        (["ops"], "must be a string"),
+        ("", "non-empty"),
+        ("   ", "non-empty"),
+        (" ops", "whitespace"),
+        ("ops\n", "whitespace"),
+        ("o\x00ps", "control characters"),
+        ("o\u200bps", "control characters"),
+    ],
+)
+def test_identifier_rejects(value: object, problem: str) -> None:
+    with pytest.raises(ImkitValidationError, match=problem) as info:
+        validation.identifier("room", value)
+    assert info.value.field == "room"
+    assert "'room'" in str(info.value)
+
+
+def test_identifier_accepts_unicode_and_punctuation() -> None:
+    assert validation.identifier("room", "團隊-ops_1:a.b") == "團隊-ops_1:a.b"
+
+
+def test_text_allows_newlines_but_not_blank() -> None:
+    assert validation.text("message", "line 1\nline 2") == "line 1\nline 2"
+    for bad in ("", " \n\t ", None, b"bytes", {"a": 1}):
+        with pytest.raises(ImkitValidationError, match="'message'"):
+            validation.text("message", bad)
+
+
+@pytest.mark.parametrize("value", [None, True, False])
+def test_optional_bool_accepts(value: bool | None) -> None:
+    assert validation.optional_bool("push", value) is value
+
+
+@pytest.mark.parametrize("value", [0, 1, "true", "False", []])
+def test_optional_bool_rejects(value: object) -> None:
+    with pytest.raises(ImkitValidationError, match="'push'.*True, False or None"):
+        validation.optional_bool("push", value)
+
+
+def test_user_ids_forms() -> None:
+    assert validation.user_ids("mentions", None) is None
+    assert validation.user_ids("mentions", []) is None
+    assert validation.user_ids("mentions", "alice") == ["alice"]
+    assert validation.user_ids("mentions", ["bob", "alice", "bob"]) == ["bob", "alice"]
+    assert validation.user_ids("mentions", ("a", "b")) == ["a", "b"]
+    assert validation.user_ids("mentions", (u for u in ["x", "y"])) == ["x", "y"]
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        (5, "mentions"),
+        ({"alice": 1}, "mentions"),
+        (b"alice", "mentions"),
+        (["alice", ""], "mentions[1]"),
+        (["alice", ["bob"]], "mentions[1]"),
+        (["alice", None], "mentions[1]"),
+        ([" alice"], "mentions[0]"),
+    ],
+)
+def test_user_ids_rejects(value: object, field: str) -> None:
+    with pytest.raises(ImkitValidationError) as info:
+        validation.user_ids("mentions", value)
+    assert info.value.field == field
+
+
+def test_error_quotes_long_values_briefly() -> None:
+    with pytest.raises(ImkitValidationError) as info:
+        validation.identifier("room", " " + "x" * 500)
+    assert len(str(info.value)) < 200
