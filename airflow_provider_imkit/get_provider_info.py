@@ -73,6 +73,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {"integration-name": "IMKIT", "python-modules": ["airflow_provider_imkit.operators.imkit"]}
         ],
+        "notifications": ["airflow_provider_imkit.notifications.imkit.ImkitNotifier"],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_imkit.hooks.imkit.ImkitHook",

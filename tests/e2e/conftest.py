@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_imkit.sandbox import ImkitSandbox
+from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
 from airflow_provider_imkit.sandbox.dagrun import DagRunOutcome, airflow_env, migrate, run_dag
 from tests.conftest import API_KEY, EXAMPLE_DAGS
 
 LOGICAL_DATE = "2026-01-02T06:00:00+00:00"
+OUTAGE_DATE = "2026-01-03T06:00:00+00:00"
 
 
 @dataclass
@@ -30,6 +31,9 @@ class ExampleRuns:
     home: Path
     plan: dict[str, Any]
     outcomes: dict[str, DagRunOutcome]
+    #: example_imkit_failure_alert run again while IMKIT answers 503 to everything.
+    outage: DagRunOutcome
+    outage_requests: list[dict[str, Any]]
 
     def xcoms(self, dag_id: str) -> dict[tuple[str, int], Any]:
         """``return_value`` XComs of the DAG's run, keyed by (task_id, map_index)."""
@@ -55,4 +59,20 @@ def example_runs() -> Iterator[ExampleRuns]:
         env = airflow_env(home, EXAMPLE_DAGS, {"AIRFLOW_CONN_IMKIT_DEFAULT": sandbox.connection_json()})
         migrate(env)
         outcomes = {dag_id: run_dag(dag_id, env, LOGICAL_DATE) for dag_id in plan["dags"]}
-        yield ExampleRuns(sandbox, Path(home), plan, outcomes)
+        received = sandbox.all_received()
+
+        # An IMKIT outage: every request answers 503; short backoff keeps the run quick.
+        before = len(sandbox.requests())
+        sandbox.inject("*", Fault.respond(503, {"RC": 503, "RM": "Service Unavailable"}), times=50)
+        outage_conn = {
+            "conn_type": "imkit",
+            "host": sandbox.url,
+            "password": API_KEY,
+            "extra": {"max_attempts": 2, "backoff": 0.05},
+        }
+        outage_env = {**env, "AIRFLOW_CONN_IMKIT_DEFAULT": json.dumps(outage_conn)}
+        outage = run_dag("example_imkit_failure_alert", outage_env, OUTAGE_DATE)
+        outage_requests = sandbox.requests()[before:]
+        assert sandbox.all_received() == received, "nothing may be stored during the outage"
+        sandbox.app.faults.clear()
+        yield ExampleRuns(sandbox, Path(home), plan, outcomes, outage, outage_requests)

@@ -1,0 +1,127 @@
+"""The notifier's default alert text, built from whatever the callback context holds.
+
+Callback contexts differ: task callbacks in the worker carry ``ti`` and ``exception``; DAG
+callbacks and callbacks for tasks killed from outside run in the DAG processor with no
+``ti``, or a ``ti`` without ``end_date``, ``duration`` or ``log_url``. Every value is read
+defensively and a line whose data is missing is left out, so a correct alert is always built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+#: Longest exception line quoted in an alert.
+MAX_ERROR_CHARS = 300
+
+_FAILED = {"failed", "upstream_failed", "removed"}
+_RETRY = {"up_for_retry", "up_for_reschedule"}
+
+
+def _get(obj: Any, name: str) -> Any:
+    """``obj[name]`` or ``obj.name``, None on any failure (contexts raise for missing keys)."""
+    if obj is None:
+        return None
+    try:
+        if isinstance(obj, Mapping):
+            return obj.get(name)
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
+def _state(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(getattr(value, "value", value)).lower()
+
+
+def _first_line(error: Any) -> str | None:
+    if error is None:
+        return None
+    text = str(error).strip() or type(error).__name__
+    line = text.splitlines()[0].strip()
+    if isinstance(error, BaseException) and not line.startswith(type(error).__name__):
+        line = f"{type(error).__name__}: {line}"
+    if len(line) > MAX_ERROR_CHARS:
+        line = line[: MAX_ERROR_CHARS - 3] + "..."
+    return line
+
+
+def event_of(context: Mapping[str, Any]) -> str:
+    """``deadline``, ``failed``, ``retry``, ``succeeded`` or ``finished``, from the context."""
+    if _get(context, "deadline") is not None:
+        return "deadline"  # a Deadline Alert (Airflow 3.1+): the run is late, whatever its state
+    ti = _get(context, "ti") or _get(context, "task_instance")
+    states = [_state(_get(ti, "state")), _state(_get(_get(context, "dag_run"), "state"))]
+    for state in states:
+        if state in _RETRY:
+            return "retry"
+        if state in _FAILED:
+            return "failed"
+    if _get(context, "exception") is not None:
+        return "failed"
+    if "success" in states:
+        return "succeeded"
+    return "finished"
+
+
+def default_message(context: Mapping[str, Any]) -> str:
+    """The alert text for a callback context; never raises for missing or odd values."""
+    ti = _get(context, "ti") or _get(context, "task_instance")
+    dag_run = _get(context, "dag_run")
+    dag_id = _get(_get(context, "dag"), "dag_id") or _get(ti, "dag_id") or _get(dag_run, "dag_id")
+    task_id = _get(ti, "task_id") or _get(_get(context, "task"), "task_id")
+    # Deadline Alerts get the run as a REST API dict, with "dag_run_id".
+    run_id = (
+        _get(context, "run_id")
+        or _get(dag_run, "run_id")
+        or _get(dag_run, "dag_run_id")
+        or _get(ti, "run_id")
+    )
+    logical_date = _get(context, "logical_date") or _get(dag_run, "logical_date")
+    try_number = _get(ti, "try_number")
+    max_tries = _get(ti, "max_tries")
+    error = _first_line(_get(context, "exception"))
+    log_url = _get(ti, "log_url")
+    duration = _get(ti, "duration")
+
+    event = event_of(context)
+    # DAG-level callbacks carry a "reason" (task_failure, success...); task-level ones do not.
+    reason = _get(context, "reason")
+    dag_level = reason is not None or event == "deadline"
+    what = f"DAG {dag_id or '(unknown DAG)'} run" if dag_level or not task_id else f"task {dag_id}.{task_id}"
+    headline = {
+        "failed": f"❌ Airflow {what} failed",
+        "retry": f"🔁 Airflow {what} failed and will be retried",
+        "succeeded": f"✅ Airflow {what} succeeded",
+        "finished": f"ℹ️ Airflow {what} finished",
+        "deadline": f"⏰ Airflow {what} missed its deadline",
+    }[event]
+
+    lines = [headline]
+    if dag_id:
+        lines.append(f"DAG: {dag_id}")
+    if task_id and not (dag_level and event == "succeeded"):
+        map_index = _get(ti, "map_index")
+        suffix = f" [{map_index}]" if isinstance(map_index, int) and map_index >= 0 else ""
+        lines.append(f"{'Failed task' if dag_level else 'Task'}: {task_id}{suffix}")
+    if run_id:
+        lines.append(f"Run: {run_id}")
+    if logical_date:
+        lines.append(f"Logical date: {logical_date}")
+    if isinstance(try_number, int) and try_number > 0 and not dag_level:
+        total = f" of {max_tries + 1}" if isinstance(max_tries, int) and max_tries >= 0 else ""
+        lines.append(f"Try: {try_number}{total}")
+    if isinstance(duration, int | float) and event == "succeeded" and not dag_level:
+        lines.append(f"Duration: {duration:.1f} s")
+    if error and event in ("failed", "retry"):
+        lines.append(f"Error: {error}")
+    if reason is not None and event not in ("succeeded", "deadline"):
+        lines.append(f"Reason: {reason}")
+    deadline_time = _get(_get(context, "deadline"), "deadline_time")
+    if deadline_time:
+        lines.append(f"Deadline: {deadline_time}")
+    if isinstance(log_url, str) and log_url and not (dag_level and event == "succeeded"):
+        lines.append(f"Log: {log_url}")
+    return "\n".join(lines)

@@ -1,0 +1,334 @@
+"""ImkitNotifier: default messages from full and reduced contexts, templates, async, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pendulum
+import pytest
+import responses
+from airflow.providers.common.compat.sdk import DAG
+
+from airflow_provider_imkit.notifications.default_message import default_message, event_of
+from airflow_provider_imkit.notifications.imkit import ImkitNotifier, send_imkit_notification
+from tests.conftest import API_KEY
+
+URL = "https://app.imkit.io/messages"
+RESULT = {"_id": "b" * 24, "room": "alerts", "message": "x", "messageType": "text", "sender": "bot"}
+LOG_URL = "http://airflow.example.com/dags/etl/runs/r1/tasks/load?try_number=2"
+
+
+def ti(**overrides: Any) -> SimpleNamespace:
+    fields = {
+        "dag_id": "etl",
+        "task_id": "load",
+        "run_id": "scheduled__2026-01-02",
+        "try_number": 2,
+        "max_tries": 3,
+        "state": "failed",
+        "log_url": LOG_URL,
+        "map_index": -1,
+        "duration": 12.5,
+    }
+    return SimpleNamespace(**{**fields, **overrides})
+
+
+def full_context(**overrides: Any) -> dict[str, Any]:
+    context = {
+        "dag": SimpleNamespace(dag_id="etl"),
+        "ti": ti(),
+        "run_id": "scheduled__2026-01-02",
+        "logical_date": pendulum.datetime(2026, 1, 2, tz="UTC"),
+        "exception": ValueError("bad row 17: <null> in 'amount'\nTraceback line that is not wanted"),
+    }
+    context.update(overrides)
+    return context
+
+
+def test_failure_message_from_full_context() -> None:
+    assert default_message(full_context()) == "\n".join(
+        [
+            "❌ Airflow task etl.load failed",
+            "DAG: etl",
+            "Task: load",
+            "Run: scheduled__2026-01-02",
+            "Logical date: 2026-01-02 00:00:00+00:00",
+            "Try: 2 of 4",
+            "Error: ValueError: bad row 17: <null> in 'amount'",
+            f"Log: {LOG_URL}",
+        ]
+    )
+
+
+def test_exception_line_is_truncated() -> None:
+    text = default_message(full_context(exception=RuntimeError("x" * 1000)))
+    error_line = next(line for line in text.splitlines() if line.startswith("Error: "))
+    assert len(error_line) <= len("Error: ") + 300 and error_line.endswith("...")
+
+
+def test_reduced_context_without_ti_exception_or_log_url() -> None:
+    context = {
+        "dag": SimpleNamespace(dag_id="etl"),
+        "dag_run": SimpleNamespace(run_id="r9", state="failed", logical_date=None),
+        "reason": "task_failure",
+    }
+    assert (
+        default_message(context) == "❌ Airflow DAG etl run failed\nDAG: etl\nRun: r9\nReason: task_failure"
+    )
+
+
+def test_ti_without_log_url_or_end_date() -> None:
+    context = full_context(ti=ti(log_url=None, duration=None), exception=None)
+    text = default_message(context)
+    assert "Log:" not in text and "Error:" not in text
+    assert text.startswith("❌ Airflow task etl.load failed")
+
+
+def test_properties_that_raise_are_skipped() -> None:
+    class Angry:
+        dag_id = "etl"
+        task_id = "load"
+        state = "failed"
+
+        @property
+        def log_url(self) -> str:
+            raise RuntimeError("no webserver configured")
+
+    text = default_message({"ti": Angry()})
+    assert text == "❌ Airflow task etl.load failed\nDAG: etl\nTask: load"
+
+
+def test_empty_context() -> None:
+    assert default_message({}) == "ℹ️ Airflow DAG (unknown DAG) run finished"
+
+
+def test_retry_and_success_texts() -> None:
+    retry = default_message(full_context(ti=ti(state="up_for_retry", try_number=1)))
+    assert retry.splitlines()[0] == "🔁 Airflow task etl.load failed and will be retried"
+    assert "Try: 1 of 4" in retry and "Error: ValueError" in retry
+    success = default_message(full_context(ti=ti(state="success"), exception=None))
+    assert success.splitlines()[0] == "✅ Airflow task etl.load succeeded"
+    assert "Duration: 12.5 s" in success
+    dag_success = default_message(
+        {
+            "dag": SimpleNamespace(dag_id="etl"),
+            "dag_run": SimpleNamespace(state="success", run_id="r1"),
+            "reason": "success",
+        }
+    )
+    assert dag_success == "✅ Airflow DAG etl run succeeded\nDAG: etl\nRun: r1"
+
+
+def test_state_enums_are_understood() -> None:
+    from enum import Enum
+
+    class State(Enum):
+        UP_FOR_RETRY = "up_for_retry"
+
+    assert event_of({"ti": ti(state=State.UP_FOR_RETRY)}) == "retry"
+
+
+def test_mapped_task_index_shown() -> None:
+    assert "Task: load [3]" in default_message(full_context(ti=ti(map_index=3)))
+
+
+def test_alias_is_the_same_class() -> None:
+    assert send_imkit_notification is ImkitNotifier
+    assert ImkitNotifier.template_fields == (
+        "room",
+        "sender",
+        "message",
+        "message_type",
+        "mentions",
+        "imkit_conn_id",
+    )
+
+
+@pytest.fixture
+def imkit(conn_env: Callable[..., None]) -> Iterator[responses.RequestsMock]:
+    conn_env(host="https://app.imkit.io", password=API_KEY, extra={"backoff": 0.001, "max_backoff": 0.001})
+    with responses.RequestsMock() as mock:
+        yield mock
+
+
+def sent_body(mock: responses.RequestsMock, index: int = -1) -> dict[str, Any]:
+    import json
+
+    return json.loads(mock.calls[index].request.body or b"")
+
+
+def test_notify_sends_default_message(imkit: responses.RequestsMock) -> None:
+    imkit.post(URL, json={"RC": 0, "RM": "OK", "result": RESULT})
+    notifier = ImkitNotifier(room="alerts", sender="bot", mentions="oncall")
+    notifier(full_context())
+    body = sent_body(imkit)
+    assert body["room"] == "alerts" and body["mentions"] == ["oncall"]
+    assert body["message"].startswith("❌ Airflow task etl.load failed")
+    assert notifier.result == RESULT
+
+
+def test_custom_template_with_real_dag(imkit: responses.RequestsMock) -> None:
+    imkit.post(URL, json={"RC": 0, "RM": "OK", "result": RESULT})
+    dag = DAG("etl", start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), schedule=None)
+    notifier = ImkitNotifier(
+        room="{{ params.room }}",
+        sender="bot",
+        message="{{ dag.dag_id }} failed on {{ ds }}: {{ exception }}",
+        mentions=["{{ params.oncall }}"],
+    )
+    notifier(
+        full_context(dag=dag, ds="2026-01-02", params={"room": "alerts", "oncall": "dana"}, exception="boom")
+    )
+    body = sent_body(imkit)
+    assert (body["room"], body["message"], body["mentions"]) == (
+        "alerts",
+        "etl failed on 2026-01-02: boom",
+        ["dana"],
+    )
+
+
+def logged(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> str:
+    """What was logged: Airflow 2 logs through `logging`, Airflow 3 through structlog to stdout."""
+    captured = capsys.readouterr()
+    return caplog.text or (captured.out + captured.err)
+
+
+def test_template_with_missing_key_does_not_crash(
+    imkit: responses.RequestsMock, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imkit.post(URL, json={"RC": 0, "RM": "OK", "result": RESULT})
+    dag = DAG("etl", start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), schedule=None)  # StrictUndefined
+    notifier = ImkitNotifier(
+        room="alerts", sender="bot", message="Failed: {{ ti.log_url }} / {{ nothing.here }} !"
+    )
+    with caplog.at_level(logging.WARNING):
+        notifier({"dag": dag})
+    assert sent_body(imkit)["message"] == "Failed:  /  !"
+    assert "refers to a missing value" in logged(caplog, capsys)
+
+
+def test_dag_without_template_env_still_renders(imkit: responses.RequestsMock) -> None:
+    """apache/airflow#64649: a SerializedDAG in the callback context has no get_template_env."""
+    imkit.post(URL, json={"RC": 0, "RM": "OK", "result": RESULT})
+    serialized_like = SimpleNamespace(dag_id="etl")
+    ImkitNotifier(room="alerts", sender="bot", message="{{ dag.dag_id }} broke")({"dag": serialized_like})
+    assert sent_body(imkit)["message"] == "etl broke"
+
+
+def test_outage_logs_one_error_and_does_not_raise(
+    imkit: responses.RequestsMock, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imkit.post(URL, status=503, body="down")
+    notifier = ImkitNotifier(room="alerts", sender="bot")
+    with caplog.at_level(logging.ERROR):
+        notifier(full_context())
+    lines = [line for line in logged(caplog, capsys).splitlines() if "was not sent" in line]
+    assert len(lines) == 1
+    assert "IMKIT notification to room 'alerts' was not sent" in lines[0]
+    assert "HTTP 503" in lines[0]
+    assert len(imkit.calls) == 3 and notifier.result is None
+
+
+def test_ambiguous_failures_are_retried_by_default(imkit: responses.RequestsMock) -> None:
+    imkit.post(URL, status=502, body="bad gateway")
+    imkit.post(URL, json={"RC": 0, "RM": "OK", "result": RESULT})
+    notifier = ImkitNotifier(room="alerts", sender="bot")
+    notifier(full_context())
+    assert len(imkit.calls) == 2 and notifier.result == RESULT
+
+
+def test_alert_text_is_redacted(imkit: responses.RequestsMock) -> None:
+    from airflow.providers.common.compat.sdk import mask_secret
+
+    secret = "s3cr3t-db-password-991"
+    mask_secret(secret)
+    imkit.post(URL, json={"RC": 0, "RM": "OK", "result": RESULT})
+    ImkitNotifier(room="alerts", sender="bot")(
+        full_context(exception=RuntimeError(f"login failed for {secret}"))
+    )
+    assert secret not in sent_body(imkit)["message"]
+
+
+def test_async_notify_does_not_block_the_event_loop(conn_env: Callable[..., None]) -> None:
+    """The blocking send runs in a thread: a ticker on the loop keeps ticking meanwhile."""
+    from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
+
+    with ImkitSandbox(api_key=API_KEY, rooms=["alerts"], users=["bot"]) as sandbox:
+        conn_env(host=sandbox.url, password=API_KEY)
+        sandbox.inject("/messages", Fault("delay", delay=0.3))
+        notifier = ImkitNotifier(room="alerts", sender="bot", message="deadline missed")
+
+        async def main() -> list[float]:
+            ticks: list[float] = []
+
+            async def ticker() -> None:
+                while True:
+                    ticks.append(time.monotonic())
+                    await asyncio.sleep(0.01)
+
+            tick_task = asyncio.create_task(ticker())
+            await notifier.async_notify({})
+            tick_task.cancel()
+            return ticks
+
+        ticks = asyncio.run(main())
+        assert len(ticks) >= 10  # the loop ran while the 0.3 s send was in flight
+        assert [m["message"] for m in sandbox.received("alerts")] == ["deadline missed"]
+
+
+def test_deadline_context_message() -> None:
+    context = {
+        "dag_run": {
+            "dag_id": "etl",
+            "dag_run_id": "scheduled__2026-01-02",
+            "state": "running",
+            "logical_date": "2026-01-02T00:00:00Z",
+        },
+        "deadline": {"id": "0199", "deadline_time": "2026-01-02T00:30:00Z"},
+    }
+    assert default_message(context) == "\n".join(
+        [
+            "⏰ Airflow DAG etl run missed its deadline",
+            "DAG: etl",
+            "Run: scheduled__2026-01-02",
+            "Logical date: 2026-01-02T00:00:00Z",
+            "Deadline: 2026-01-02T00:30:00Z",
+        ]
+    )
+
+
+def test_deadline_alert_through_airflows_callback_trigger(conn_env: Callable[..., None]) -> None:
+    """Airflow 3.1+ awaits the notifier in the triggerer: run its real CallbackTrigger."""
+    trigger_module = pytest.importorskip(
+        "airflow.triggers.callback", reason="Deadline Alerts need Airflow 3.1+"
+    )
+    from airflow_provider_imkit.sandbox import ImkitSandbox
+
+    with ImkitSandbox(api_key=API_KEY, rooms=["alerts"], users=["bot"]) as sandbox:
+        conn_env(host=sandbox.url, password=API_KEY)
+        trigger = trigger_module.CallbackTrigger(
+            callback_path="airflow_provider_imkit.notifications.imkit.ImkitNotifier",
+            callback_kwargs={
+                "room": "alerts",
+                "sender": "bot",
+                "mentions": ["dana"],
+                "context": {
+                    "dag_run": {"dag_id": "etl", "dag_run_id": "r1", "state": "running"},
+                    "deadline": {"id": "1", "deadline_time": "2026-01-02T00:30:00Z"},
+                },
+            },
+        )
+
+        async def run() -> list[Any]:
+            return [event async for event in trigger.run()]
+
+        events = asyncio.run(run())
+        assert events[-1].payload["state"] == "success", events[-1].payload
+        (alert,) = sandbox.received("alerts")
+        assert alert["message"].startswith("⏰ Airflow DAG etl run missed its deadline")
+        assert alert["mentions"] == ["dana"]
