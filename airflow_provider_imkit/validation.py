@@ -6,8 +6,9 @@ it. Values are described by type and length only where they might be secret or h
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airflow_provider_imkit.exceptions import ImkitValidationError
@@ -81,3 +82,48 @@ def user_ids(field: str, value: Any) -> list[str] | None:
         if checked not in ids:
             ids.append(checked)
     return ids or None
+
+
+_PLACEHOLDER = re.compile(r"\$[^$\s]+\$")
+
+
+def batch_recipients(
+    rooms: Any, receivers: Any, values: Mapping[str, Mapping[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """
+    Build the ``paras`` of a batch send: ``{"room": id}`` / ``{"receiver": id}`` with values.
+
+    :param rooms: None, a room id, or an iterable of room ids.
+    :param receivers: None, a user id, or an iterable of user ids.
+    :param values: per-recipient placeholder values keyed by room or user id; each key must
+        look like ``$name$`` and each value be a string or a number.
+    """
+    room_ids = user_ids("rooms", rooms) or []
+    receiver_ids = user_ids("receivers", receivers) or []
+    if not room_ids and not receiver_ids:
+        raise ImkitValidationError("rooms", "a batch needs at least one room or receiver")
+    if values is not None and not isinstance(values, Mapping):
+        raise ImkitValidationError("values", f"must be a dict of recipient id to values, got {_show(values)}")
+    values = values or {}
+    known = set(room_ids) | set(receiver_ids)
+    unknown = [str(key) for key in values if key not in known]
+    if unknown:
+        raise ImkitValidationError("values", f"has values for ids that are not recipients: {unknown[:5]}")
+    paras: list[dict[str, Any]] = []
+    for kind, ids in (("room", room_ids), ("receiver", receiver_ids)):
+        for recipient in ids:
+            para: dict[str, Any] = {kind: recipient}
+            recipient_values = values.get(recipient) or {}
+            if not isinstance(recipient_values, Mapping):
+                raise ImkitValidationError(
+                    f"values[{recipient!r}]", f"must be a dict of placeholders, got {_show(recipient_values)}"
+                )
+            for key, value in recipient_values.items():
+                field = f"values[{recipient!r}][{key!r}]"
+                if not isinstance(key, str) or not _PLACEHOLDER.fullmatch(key):
+                    raise ImkitValidationError(field, "placeholder keys look like '$name$'")
+                if isinstance(value, bool) or not isinstance(value, str | int | float):
+                    raise ImkitValidationError(field, f"must be a string or a number, got {_show(value)}")
+                para[key] = str(value)
+            paras.append(para)
+    return paras

@@ -38,6 +38,8 @@ def transcript_line(message: dict[str, Any]) -> str:
     if message.get("push") is False:
         flags.append("no push")
     text = message["message"] if isinstance(message["message"], str) else json.dumps(message["message"])
+    if message["messageType"] == "recall":
+        text = "(this message was recalled)"
     mentions = " ".join(f"@{m}" for m in message.get("mentions") or [])
     first, *rest = text.splitlines() or [""]
     lines = [

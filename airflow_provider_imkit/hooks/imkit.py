@@ -18,8 +18,14 @@ from urllib3.exceptions import NewConnectionError
 
 from airflow_provider_imkit import __version__, validation
 from airflow_provider_imkit.envelope import parse_response
-from airflow_provider_imkit.exceptions import ImkitApiError, ImkitConnectionError
-from airflow_provider_imkit.get_provider_info import UI_FIELD_BEHAVIOUR
+from airflow_provider_imkit.exceptions import (
+    ImkitApiError,
+    ImkitAuthenticationError,
+    ImkitConnectionError,
+    ImkitError,
+    ImkitNotFoundError,
+)
+from airflow_provider_imkit.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_provider_imkit.retry import RetryPolicy
 from airflow_provider_imkit.settings import (
     ImkitSettings,
@@ -32,7 +38,7 @@ from airflow_provider_imkit.settings import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from types import TracebackType
 
 USER_AGENT = f"airflow-provider-imkit/{__version__}"
@@ -90,9 +96,30 @@ class ImkitHook(BaseHook):
         self._lock = threading.Lock()
 
     @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra connection form fields for Airflow 2.11 to 3.1 (3.2+ reads ``conn-fields``)."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import BooleanField, StringField
+
+        def text(name: str) -> Any:
+            field = CONN_FIELDS[name]
+            return StringField(
+                lazy_gettext(field["label"]), widget=BS3TextFieldWidget(), description=field["description"]
+            )
+
+        widgets = {name: text(name) for name in ("timeout", "max_attempts", "proxy", "verify")}
+        field = CONN_FIELDS["retry_on_ambiguous"]
+        widgets["retry_on_ambiguous"] = BooleanField(
+            lazy_gettext(field["label"]), default=False, description=field["description"]
+        )
+        return widgets
+
+    @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Connection form layout for Airflow 2.11 to 3.1 (3.2+ reads get_provider_info)."""
-        return copy.deepcopy(UI_FIELD_BEHAVIOUR)
+        # The hook method spells the keys with underscores, provider info with hyphens.
+        return {key.replace("-", "_"): copy.deepcopy(value) for key, value in UI_FIELD_BEHAVIOUR.items()}
 
     # -- connection and session ------------------------------------------------------------
 
@@ -229,6 +256,7 @@ class ImkitHook(BaseHook):
         *,
         json_body: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> tuple[Any, int]:
         """
         Send one API call with the retry policy and return ``(result, attempts)``.
@@ -241,10 +269,11 @@ class ImkitHook(BaseHook):
             :func:`path_segment`.
         :param json_body: the JSON body, sent UTF-8 encoded (CJK and emoji as they are).
         :param params: query string parameters.
+        :param retry: a policy for this call only (default: the hook's).
         :raises ImkitApiError: the server answered with an error.
         :raises ImkitConnectionError: no response could be had.
         """
-        policy = self.settings.retry
+        policy = retry or self.settings.retry
         data = None
         if json_body is not None:
             data = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -305,14 +334,7 @@ class ImkitHook(BaseHook):
         body.update({name: value for name, value in optional.items() if value is not None})
         started = time.monotonic()
         result, attempts = self.request("POST", "/messages", json_body=body)
-        if not isinstance(result, dict):
-            raise ImkitApiError(
-                method="POST",
-                path="/messages",
-                status_code=200,
-                rc=0,
-                message=f"expected a message object as result, got {type(result).__name__}",
-            )
+        _expect_object("POST", "/messages", result, "a message object")
         self.log.info(
             "IMKIT message %s sent to room %s (%d attempt%s, %.0f ms)",
             result.get("_id"),
@@ -323,6 +345,143 @@ class ImkitHook(BaseHook):
         )
         self.log.debug("IMKIT message text: %s", message)
         return result
+
+    def send_batch(
+        self,
+        *,
+        message: str,
+        rooms: str | Iterable[str] | None = None,
+        receivers: str | Iterable[str] | None = None,
+        values: Mapping[str, Mapping[str, Any]] | None = None,
+        sender: str | None = None,
+        message_type: str = "text",
+        push: bool | None = None,
+        skip_total_badge: bool | None = None,
+    ) -> dict[str, Any]:
+        """
+        Send one message to many rooms and/or users in one request (``POST /messages/batch``).
+
+        IMKIT queues the batch and delivers it shortly after; the result only says it was
+        accepted. Note that ``push`` defaults to **false** on this endpoint (true on
+        :meth:`send_message`).
+
+        :param message: the text; ``$name$``-style placeholders are replaced per recipient.
+        :param rooms: room ids to post to.
+        :param receivers: user ids to message directly.
+        :param values: per-recipient placeholder values, keyed by room or user id:
+            ``{"team-a": {"$team$": "Analytics"}}``. Keys must look like ``$name$``.
+        :param sender: id of the sending user; None lets the server choose (system).
+        :param message_type: ``text`` (default) or another type.
+        :param push: push-notify recipients; None leaves the server's default (false here).
+        :param skip_total_badge: keep the message out of badge totals; None = server default.
+        :return: ``{"batchID": ..., "count": ...}``.
+        :raises ImkitValidationError: no recipient, a bad id, or a malformed placeholder.
+        """
+        body: dict[str, Any] = {
+            "message": validation.text("message", message),
+            "messageType": validation.identifier("message_type", message_type),
+            "paras": validation.batch_recipients(rooms, receivers, values),
+        }
+        optional = {
+            "sender": None if sender is None else validation.identifier("sender", sender),
+            "push": validation.optional_bool("push", push),
+            "skipTotalBadge": validation.optional_bool("skip_total_badge", skip_total_badge),
+        }
+        body.update({name: value for name, value in optional.items() if value is not None})
+        result, attempts = self.request("POST", "/messages/batch", json_body=body)
+        _expect_object("POST", "/messages/batch", result, "a batch result")
+        self.log.info(
+            "IMKIT batch %s accepted for %s recipients (%d attempt%s)",
+            result.get("batchID"),
+            result.get("count", len(body["paras"])),
+            attempts,
+            "" if attempts == 1 else "s",
+        )
+        return result
+
+    def recall_message(self, room: str, message_id: str) -> dict[str, Any]:
+        """
+        Recall (retract) a sent message: ``POST /rooms/{room}/message`` with ``messageType: recall``.
+
+        :param room: id of the room the message was sent to (percent-encoded in the path).
+        :param message_id: the message's ``_id``, e.g. from a send task's XCom.
+        :return: the recalled message (``message`` empty, ``messageType`` ``recall``).
+        """
+        room = validation.identifier("room", room)
+        message_id = validation.identifier("message_id", message_id)
+        path = f"/rooms/{path_segment(room)}/message"
+        result, _ = self.request("POST", path, json_body={"_id": message_id, "messageType": "recall"})
+        _expect_object("POST", path, result, "the recalled message")
+        self.log.info("IMKIT message %s recalled in room %s", message_id, room)
+        return result
+
+    def upsert_user(
+        self, user_id: str, nickname: str | None = None, avatar_url: str | None = None
+    ) -> dict[str, Any]:
+        """
+        Create or update a user (``POST /admin/clients``), e.g. the bot that sends alerts.
+
+        No access token is requested (``issueAccessToken`` is never sent); should a server
+        return one anyway, it is dropped from the result.
+
+        :param user_id: the user's ``_id``.
+        :param nickname: display name; None leaves it as it is.
+        :param avatar_url: avatar image URL; None leaves it as it is.
+        :return: the user object, without any token.
+        """
+        body: dict[str, Any] = {"_id": validation.identifier("user_id", user_id)}
+        if nickname is not None:
+            body["nickname"] = validation.text("nickname", nickname)
+        if avatar_url is not None:
+            body["avatarUrl"] = validation.text("avatar_url", avatar_url)
+        result, _ = self.request("POST", "/admin/clients", json_body=body)
+        _expect_object("POST", "/admin/clients", result, "a user object")
+        self.log.info("IMKIT user %s created or updated", user_id)
+        return {key: value for key, value in result.items() if "token" not in key.lower()}
+
+    def test_connection(self) -> tuple[bool, str]:
+        """
+        Check the connection with a read-only call (``GET /admin/connection-count``).
+
+        Never sends a message. Used by Airflow's "Test" button and ``airflow connections test``.
+
+        :return: ``(True, text)`` when IMKIT answered, else ``(False, what to fix)``.
+        """
+        try:
+            url = self.settings.base_url
+            result, _ = self.request("GET", "/admin/connection-count", retry=RetryPolicy(max_attempts=1))
+        except ImkitError as exc:
+            return False, _connection_advice(self.imkit_conn_id, exc)
+        count = result.get("count") if isinstance(result, dict) else None
+        detail = f" ({count} client connections open)" if isinstance(count, int) else ""
+        return True, f"Connected to IMKIT at {url}: the API key was accepted{detail}."
+
+
+def _expect_object(method: str, path: str, result: Any, what: str) -> None:
+    if not isinstance(result, dict):
+        raise ImkitApiError(
+            method=method,
+            path=path,
+            status_code=200,
+            rc=0,
+            message=f"expected {what} as result, got {type(result).__name__}",
+        )
+
+
+def _connection_advice(conn_id: str, exc: ImkitError) -> str:
+    """Say what to fix for a failed connection test."""
+    if isinstance(exc, ImkitAuthenticationError):
+        what = exc.code or exc.status_code
+        return f"IMKIT rejected the API key ({what}): check the password of connection {conn_id!r}. {exc}"
+    if isinstance(exc, ImkitConnectionError) and exc.reason.startswith("TLS error"):
+        return f"TLS failed: {exc.reason}. For a self-hosted server set the extra 'verify' to its CA bundle."
+    if isinstance(exc, ImkitConnectionError):
+        return f"Cannot reach the server: {exc.reason}. Check the Base URL, proxy and network. ({exc})"
+    if isinstance(exc, ImkitNotFoundError | ImkitApiError) and (
+        exc.status_code in (404, 405) or (exc.rc is None and exc.code is None)
+    ):
+        return f"The Base URL answered, but not as IMKIT's Platform API: check the Base URL. ({exc})"
+    return str(exc)
 
 
 def _transport_error(

@@ -45,6 +45,10 @@ class ImkitSendMessageOperator(BaseOperator):
         connection (3).
     :param retry_on_ambiguous: also retry failures after which the message may already be
         stored (may post twice); default from the connection (False).
+    :param ensure_sender: create or update the ``sender`` user first (``POST /admin/clients``),
+        so a bot sender need not exist beforehand.
+    :param sender_nickname: the sender's display name, with ``ensure_sender``.
+    :param sender_avatar_url: the sender's avatar URL, with ``ensure_sender``.
     """
 
     template_fields: Sequence[str] = (
@@ -74,9 +78,15 @@ class ImkitSendMessageOperator(BaseOperator):
         timeout: float | tuple[float, float] | None = None,
         max_attempts: int | None = None,
         retry_on_ambiguous: bool | None = None,
+        ensure_sender: bool = False,
+        sender_nickname: str | None = None,
+        sender_avatar_url: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.ensure_sender = ensure_sender
+        self.sender_nickname = sender_nickname
+        self.sender_avatar_url = sender_avatar_url
         self.room = room
         self.sender = sender
         self.message = message
@@ -120,15 +130,14 @@ class ImkitSendMessageOperator(BaseOperator):
 
     def get_hook(self) -> ImkitHook:
         """Build the hook for this task's connection and settings."""
-        return ImkitHook(
-            self.imkit_conn_id,
-            timeout=self.timeout,
-            max_attempts=self.max_attempts,
-            retry_on_ambiguous=self.retry_on_ambiguous,
-        )
+        return _hook(self)
 
     def execute(self, context: Context) -> dict[str, Any]:
         with self.get_hook() as hook:
+            if self.ensure_sender:
+                hook.upsert_user(
+                    self.sender, nickname=self.sender_nickname, avatar_url=self.sender_avatar_url
+                )
             return hook.send_message(
                 room=self.room,
                 sender=self.sender,
@@ -138,3 +147,135 @@ class ImkitSendMessageOperator(BaseOperator):
                 skip_total_badge=self.skip_total_badge,
                 mentions=self.mentions,
             )
+
+
+class ImkitBatchSendMessageOperator(BaseOperator):
+    """
+    Send one message to many rooms and/or users in one request; the batch result is the XCom.
+
+    IMKIT queues the batch and delivers it shortly after: the result ``{"batchID", "count"}``
+    says it was accepted. ``push`` defaults to **false** on this endpoint.
+
+    :param message: the text; ``$name$`` placeholders are replaced per recipient (templated).
+    :param rooms: room ids (templated).
+    :param receivers: user ids to message directly (templated).
+    :param values: per-recipient placeholder values keyed by room or user id, e.g.
+        ``{"team-a": {"$team$": "Analytics"}}`` (templated).
+    :param sender: id of the sending user; None lets the server choose (templated).
+    :param message_type: ``text`` (default) or another type (templated).
+    :param push: push-notify recipients; None = server default (false on this endpoint).
+    :param skip_total_badge: keep the message out of badge totals; None = server default.
+    :param imkit_conn_id: the Airflow connection of type ``imkit`` (templated).
+    :param timeout: seconds (or ``(connect, read)``) per HTTP attempt.
+    :param max_attempts: HTTP attempts, the first included.
+    :param retry_on_ambiguous: also retry failures after which the batch may be queued.
+    """
+
+    template_fields: Sequence[str] = (
+        "message",
+        "rooms",
+        "receivers",
+        "values",
+        "sender",
+        "message_type",
+        "imkit_conn_id",
+    )
+    template_fields_renderers = {"message": "md", "values": "json"}
+    ui_color = ImkitSendMessageOperator.ui_color
+    ui_fgcolor = ImkitSendMessageOperator.ui_fgcolor
+
+    def __init__(
+        self,
+        *,
+        message: str,
+        rooms: str | list[str] | None = None,
+        receivers: str | list[str] | None = None,
+        values: dict[str, dict[str, Any]] | None = None,
+        sender: str | None = None,
+        message_type: str = "text",
+        push: bool | None = None,
+        skip_total_badge: bool | None = None,
+        imkit_conn_id: str = ImkitHook.default_conn_name,
+        timeout: float | tuple[float, float] | None = None,
+        max_attempts: int | None = None,
+        retry_on_ambiguous: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+        self.rooms = rooms
+        self.receivers = receivers
+        self.values = values
+        self.sender = sender
+        self.message_type = message_type
+        self.push = push
+        self.skip_total_badge = skip_total_badge
+        self.imkit_conn_id = imkit_conn_id
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.retry_on_ambiguous = retry_on_ambiguous
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with _hook(self) as hook:
+            return hook.send_batch(
+                message=self.message,
+                rooms=self.rooms,
+                receivers=self.receivers,
+                values=self.values,
+                sender=self.sender,
+                message_type=self.message_type,
+                push=self.push,
+                skip_total_badge=self.skip_total_badge,
+            )
+
+
+class ImkitRecallMessageOperator(BaseOperator):
+    """
+    Recall (retract) a sent message; the recalled message object is the XCom.
+
+    :param room: id of the room the message was sent to (templated).
+    :param message_id: the message's ``_id`` (templated), e.g.
+        ``"{{ ti.xcom_pull(task_ids='announce')['_id'] }}"``.
+    :param imkit_conn_id: the Airflow connection of type ``imkit`` (templated).
+    :param timeout: seconds (or ``(connect, read)``) per HTTP attempt.
+    :param max_attempts: HTTP attempts, the first included.
+    :param retry_on_ambiguous: also retry failures after which the recall may have happened
+        (a recall is idempotent, so this is safe to turn on).
+    """
+
+    template_fields: Sequence[str] = ("room", "message_id", "imkit_conn_id")
+    ui_color = ImkitSendMessageOperator.ui_color
+    ui_fgcolor = ImkitSendMessageOperator.ui_fgcolor
+
+    def __init__(
+        self,
+        *,
+        room: str,
+        message_id: str,
+        imkit_conn_id: str = ImkitHook.default_conn_name,
+        timeout: float | tuple[float, float] | None = None,
+        max_attempts: int | None = None,
+        retry_on_ambiguous: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.room = room
+        self.message_id = message_id
+        self.imkit_conn_id = imkit_conn_id
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.retry_on_ambiguous = retry_on_ambiguous
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with _hook(self) as hook:
+            return hook.recall_message(self.room, self.message_id)
+
+
+def _hook(operator: Any) -> ImkitHook:
+    """The hook for an IMKIT operator's connection and HTTP settings."""
+    return ImkitHook(
+        operator.imkit_conn_id,
+        timeout=operator.timeout,
+        max_attempts=operator.max_attempts,
+        retry_on_ambiguous=operator.retry_on_ambiguous,
+    )

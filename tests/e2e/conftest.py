@@ -29,6 +29,7 @@ OUTAGE_DATE = "2026-01-03T06:00:00+00:00"
 class ExampleRuns:
     sandbox: ImkitSandbox
     home: Path
+    env: dict[str, str]
     plan: dict[str, Any]
     outcomes: dict[str, DagRunOutcome]
     #: example_imkit_failure_alert run again while IMKIT answers 503 to everything.
@@ -75,4 +76,4 @@ def example_runs() -> Iterator[ExampleRuns]:
         outage_requests = sandbox.requests()[before:]
         assert sandbox.all_received() == received, "nothing may be stored during the outage"
         sandbox.app.faults.clear()
-        yield ExampleRuns(sandbox, Path(home), plan, outcomes, outage, outage_requests)
+        yield ExampleRuns(sandbox, Path(home), env, plan, outcomes, outage, outage_requests)

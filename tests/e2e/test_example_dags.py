@@ -21,11 +21,8 @@ def test_api_key_in_no_task_log(example_runs: ExampleRuns) -> None:
 
 
 def test_send_message_dag_rooms(example_runs: ExampleRuns) -> None:
-    pipeline = [
-        m
-        for m in example_runs.sandbox.received("data-pipeline")
-        if "example_imkit_success_summary" not in m["message"]  # that DAG's summary goes here too
-    ]
+    # Other example DAGs post to these rooms too: take this DAG's messages (it runs first).
+    pipeline = [m for m in example_runs.sandbox.received("data-pipeline") if m["sender"] == "airflow-bot"][:4]
     texts = [m["message"] for m in pipeline]
     assert len(texts) == 4
     assert re.fullmatch(
@@ -38,9 +35,8 @@ def test_send_message_dag_rooms(example_runs: ExampleRuns) -> None:
     assert (pipeline[2]["messageType"], pipeline[2]["push"]) == ("announcement", False)
     assert all(m["sender"] == "airflow-bot" for m in pipeline)
     for room in ("team-analytics", "team-finance", "team-marketing"):
-        assert [m["message"] for m in example_runs.sandbox.received(room)] == [
-            "Fresh data for 2026-01-02 is available in your dashboards."
-        ]
+        own = [m for m in example_runs.sandbox.received(room) if m["sender"] == "airflow-bot"]
+        assert [m["message"] for m in own] == ["Fresh data for 2026-01-02 is available in your dashboards."]
 
 
 def test_send_message_dag_xcoms_are_the_message_objects(example_runs: ExampleRuns) -> None:
@@ -53,3 +49,29 @@ def test_send_message_dag_xcoms_are_the_message_objects(example_runs: ExampleRun
     for room, message_id in mapped.items():
         assert example_runs.sandbox.received(room)[0]["_id"] == message_id
     assert xcoms[("extract", -1)] == 1284
+
+
+def test_broadcast_dag(example_runs: ExampleRuns) -> None:
+    sandbox = example_runs.sandbox
+    sandbox.app.flush_batches()
+    expected = {
+        "team-analytics": "Analytics: 120",
+        "team-finance": "Finance: 75",
+        "team-marketing": "Marketing: 33",
+    }
+    for room, text in expected.items():
+        batch = [m for m in sandbox.received(room) if m["sender"] == "release-bot"]
+        assert [m["message"] for m in batch] == [
+            f"Hello {text} new rows for 2026-01-02 are in your dashboards."
+        ]
+        assert batch[0]["push"] is False
+    # The bot did not exist before the run: ensure_sender created it.
+    assert "release-bot" not in example_runs.plan["users"]
+    assert sandbox.app.users["release-bot"]["nickname"] == "Release Bot"
+    # The "running" notice was recalled, and its id came through XCom.
+    (notice,) = [m for m in sandbox.received("data-pipeline") if m["sender"] == "release-bot"]
+    assert (notice["messageType"], notice["message"]) == ("recall", "")
+    xcoms = example_runs.xcoms("example_imkit_broadcast")
+    assert xcoms[("announce_running", -1)]["_id"] == notice["_id"]
+    assert xcoms[("recall_running", -1)]["messageType"] == "recall"
+    assert xcoms[("broadcast", -1)]["count"] == 3

@@ -44,25 +44,37 @@ def test_every_listed_class_and_module_imports() -> None:
         getattr(importlib.import_module(module), name)
 
 
-def test_airflow_discovers_the_provider(tmp_path: Path) -> None:
-    """ProvidersManager in a fresh process and AIRFLOW_HOME lists the provider and its hook."""
+def test_airflow_discovers_the_provider_and_its_form(tmp_path: Path) -> None:
+    """ProvidersManager in a fresh process and AIRFLOW_HOME: provider, hook, form fields."""
     code = (
+        "import json, warnings\n"
         "from airflow.providers_manager import ProvidersManager as P\n"
-        "import json\n"
         "pm = P()\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    widgets = sorted(k for k in pm.connection_form_widgets if 'imkit' in k)\n"
+        "    behaviour = pm.field_behaviours.get('imkit')\n"
         "info = pm.providers['airflow-provider-imkit']\n"
         "hook = pm.hooks['imkit']\n"
-        "print(json.dumps({'version': info.version, 'hook': hook.hook_class_name, 'name': hook.hook_name}))\n"
+        "print(json.dumps({'version': info.version, 'hook': hook.hook_class_name, 'name': hook.hook_name,\n"
+        "                  'widgets': widgets, 'behaviour': behaviour,\n"
+        "                  'warnings': [str(w.message) for w in caught\n"
+        "                               if 'imkit' in str(w.message).lower()]}))\n"
     )
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "PYTHONWARNINGS": "ignore"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert found == {
-        "version": __version__,
-        "hook": "airflow_provider_imkit.hooks.imkit.ImkitHook",
-        "name": "IMKIT",
-    }
+    assert (found["version"], found["hook"], found["name"]) == (
+        __version__,
+        "airflow_provider_imkit.hooks.imkit.ImkitHook",
+        "IMKIT",
+    )
+    names = {"timeout", "max_attempts", "retry_on_ambiguous", "proxy", "verify"}
+    assert {w.removeprefix("extra__imkit__") for w in found["widgets"]} == names
+    assert found["behaviour"]["relabeling"] == {"host": "Base URL", "password": "API key"}
+    assert set(found["behaviour"]["hidden_fields"]) == {"login", "schema", "port"}
+    assert found["warnings"] == [], "no deprecation warning about the connection form"
 
 
 def test_provider_info_module_imports_nothing_heavy() -> None:
