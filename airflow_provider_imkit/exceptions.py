@@ -55,7 +55,7 @@ class ImkitValidationError(ImkitError, AirflowFailException, ValueError):
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
         self.problem = problem
-        super().__init__(f"Invalid IMKIT argument {field!r}: {problem}")
+        super().__init__(f"Invalid IMKIT argument '{field}': {problem}")
 
 
 class ImkitConfigurationError(ImkitError, AirflowFailException):
@@ -71,13 +71,17 @@ class ImkitConnectionError(ImkitError):
     :param reason: short description of the transport failure.
     :param maybe_delivered: True when the request may have reached the server (read timeout,
         connection reset after sending): retrying it may post the message twice.
+    :param permanent: True when retrying cannot help (a TLS certificate problem).
     """
 
-    def __init__(self, method: str, path: str, reason: str, *, maybe_delivered: bool) -> None:
+    def __init__(
+        self, method: str, path: str, reason: str, *, maybe_delivered: bool, permanent: bool = False
+    ) -> None:
         self.method = method
         self.path = path
         self.reason = reason
         self.maybe_delivered = maybe_delivered
+        self.permanent = permanent
         super().__init__(f"IMKIT {method} {path} failed: {reason}")
 
 

@@ -77,7 +77,7 @@ class RetryPolicy:
     def is_retryable(self, error: BaseException) -> bool:
         """Decide whether a failed attempt may be retried (attempt limits aside)."""
         if isinstance(error, ImkitConnectionError):
-            return self.retry_on_ambiguous or not error.maybe_delivered
+            return not error.permanent and (self.retry_on_ambiguous or not error.maybe_delivered)
         if isinstance(error, ImkitApiError):
             if error.status_code == 429:
                 return (error.retry_after or 0.0) <= self.max_retry_after

@@ -23,10 +23,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
+DEFAULT_DEADLINE = 120.0
 
 #: Connection extras the hook reads. Nothing else in ``extra`` is used, and no extra is
 #: ever sent to the server (as a header or otherwise).
-TIMEOUT_EXTRAS = ("timeout", "connect_timeout", "read_timeout")
+TIMEOUT_EXTRAS = ("timeout", "connect_timeout", "read_timeout", "deadline")
 RETRY_EXTRAS = ("max_attempts", "backoff", "max_backoff", "max_retry_after", "retry_on_ambiguous")
 TRANSPORT_EXTRAS = ("proxy", "verify")
 KNOWN_EXTRAS = TIMEOUT_EXTRAS + RETRY_EXTRAS + TRANSPORT_EXTRAS
@@ -46,6 +47,7 @@ class ImkitSettings:
     base_url: str
     api_key: str
     timeout: tuple[float, float]
+    deadline: float
     verify: bool | str
     proxy: str | None
     retry: RetryPolicy
@@ -53,7 +55,8 @@ class ImkitSettings:
     def __repr__(self) -> str:
         return (
             f"ImkitSettings(conn_id={self.conn_id!r}, base_url={self.base_url!r}, api_key='***', "
-            f"timeout={self.timeout!r}, verify={self.verify!r}, proxy={self.proxy!r}, retry={self.retry!r})"
+            f"timeout={self.timeout!r}, deadline={self.deadline!r}, verify={self.verify!r}, "
+            f"proxy={self.proxy!r}, retry={self.retry!r})"
         )
 
 
@@ -172,6 +175,12 @@ def timeout_from(
     connect = _float(conn_id, "connect_timeout", _extra(extras, "connect_timeout")) or both
     read = _float(conn_id, "read_timeout", _extra(extras, "read_timeout")) or both
     return (connect or DEFAULT_CONNECT_TIMEOUT, read or DEFAULT_READ_TIMEOUT)
+
+
+def deadline_from(conn_id: str, extras: Mapping[str, Any], override: float | None = None) -> float:
+    """Seconds one call may take in all: the hook argument, else the extra, else 120."""
+    value = _float(conn_id, "deadline", override if override is not None else _extra(extras, "deadline"))
+    return value or DEFAULT_DEADLINE
 
 
 def verify_from(conn_id: str, extras: Mapping[str, Any]) -> bool | str:

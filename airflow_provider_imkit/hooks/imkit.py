@@ -13,8 +13,6 @@ from urllib.parse import quote
 import requests
 import tenacity
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NewConnectionError
 
 from airflow_provider_imkit import __version__, validation
 from airflow_provider_imkit.envelope import parse_response
@@ -31,11 +29,13 @@ from airflow_provider_imkit.settings import (
     ImkitSettings,
     api_key_from,
     base_url_from,
+    deadline_from,
     retry_from,
     timeout_from,
     unknown_extras,
     verify_from,
 )
+from airflow_provider_imkit.transport import DeadlineAdapter, deadline, transport_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -61,6 +61,8 @@ class ImkitHook(BaseHook):
     :param imkit_conn_id: Airflow connection id of type ``imkit``.
     :param timeout: seconds, a number for both or a ``(connect, read)`` pair; overrides the
         connection's ``timeout`` extras (default 10 s connect, 30 s read).
+    :param deadline: seconds one call may take in all (connects, reads, retries and waits
+        included), whatever the server does; overrides the ``deadline`` extra (default 120).
     :param max_attempts: attempts per request, the first included; overrides the extras.
     :param retry_on_ambiguous: also retry failures after which the message may have been
         stored (may post twice); overrides the extras. Default False.
@@ -79,6 +81,7 @@ class ImkitHook(BaseHook):
         imkit_conn_id: str = default_conn_name,
         *,
         timeout: float | tuple[float, float] | None = None,
+        deadline: float | None = None,
         max_attempts: int | None = None,
         retry_on_ambiguous: bool | None = None,
         retry_policy: RetryPolicy | None = None,
@@ -87,6 +90,7 @@ class ImkitHook(BaseHook):
         super().__init__()
         self.imkit_conn_id = imkit_conn_id
         self._timeout = timeout
+        self._deadline = deadline
         self._max_attempts = max_attempts
         self._retry_on_ambiguous = retry_on_ambiguous
         self._retry_policy = retry_policy
@@ -147,6 +151,7 @@ class ImkitHook(BaseHook):
             base_url=base_url_from(conn_id, conn.host, conn.schema, conn.port),
             api_key=api_key,
             timeout=timeout_from(conn_id, extras, self._timeout),
+            deadline=deadline_from(conn_id, extras, self._deadline),
             verify=verify_from(conn_id, extras),
             proxy=str(proxy) if proxy else None,
             retry=policy,
@@ -158,7 +163,7 @@ class ImkitHook(BaseHook):
         if session is None:
             settings = self.settings
             session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
+            adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             session.headers.update(
@@ -169,7 +174,6 @@ class ImkitHook(BaseHook):
                     "User-Agent": USER_AGENT,
                 }
             )
-            session.verify = settings.verify
             if settings.proxy:
                 session.proxies = {"http": settings.proxy, "https": settings.proxy}
             with self._lock:
@@ -202,19 +206,43 @@ class ImkitHook(BaseHook):
         key = self.settings.api_key
         return text.replace(key, "***") if key else text
 
-    def _attempt(self, method: str, path: str, data: bytes | None, params: Mapping[str, Any] | None) -> Any:
+    def _attempt(
+        self, method: str, path: str, data: bytes | None, params: Mapping[str, Any] | None, at: float
+    ) -> Any:
         settings = self.settings
-        try:
-            response = self.get_conn().request(
+        remaining = at - time.monotonic()
+        if remaining <= 0:
+            raise ImkitConnectionError(
                 method,
-                settings.base_url + path,
-                data=data,
-                params=params,
-                timeout=settings.timeout,
-                allow_redirects=False,
+                path,
+                f"deadline of {settings.deadline:g} s reached before sending",
+                maybe_delivered=False,
             )
+        connect_timeout, read_timeout = settings.timeout
+        try:
+            with deadline(at):
+                response = self.get_conn().request(
+                    method,
+                    settings.base_url + path,
+                    data=data,
+                    params=params,
+                    timeout=(min(connect_timeout, remaining), min(read_timeout, remaining)),
+                    # Per request, not only on the session: requests lets REQUESTS_CA_BUNDLE
+                    # override a session's verify=False or CA bundle path.
+                    verify=settings.verify,
+                    allow_redirects=False,
+                )
         except requests.RequestException as exc:
-            raise _transport_error(method, path, exc, self._redact) from exc
+            error = transport_error(method, path, exc, self._redact)
+            if time.monotonic() >= at - 0.001:
+                raise ImkitConnectionError(
+                    method,
+                    path,
+                    f"deadline of {settings.deadline:g} s reached ({error.reason})",
+                    maybe_delivered=error.maybe_delivered,
+                    permanent=error.permanent,
+                ) from exc
+            raise error from exc
         if 300 <= response.status_code <= 399:
             # Never follow: a redirect would carry the IM-API-KEY header to another URL.
             raise ImkitApiError(
@@ -277,8 +305,16 @@ class ImkitHook(BaseHook):
         data = None
         if json_body is not None:
             data = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        at = time.monotonic() + self.settings.deadline
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            # No attempt beyond max_attempts, and no wait that would end past the deadline.
+            return (
+                state.attempt_number >= policy.max_attempts or time.monotonic() + state.upcoming_sleep >= at
+            )
+
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(policy.max_attempts),
+            stop=stop,
             retry=tenacity.retry_if_exception(policy.is_retryable),
             wait=lambda state: policy.wait_before(
                 state.attempt_number, state.outcome.exception() if state.outcome else None
@@ -287,7 +323,7 @@ class ImkitHook(BaseHook):
             before_sleep=self._log_retry(method, path),
             reraise=True,
         )
-        result = retrying(self._attempt, method, path, data, params)
+        result = retrying(self._attempt, method, path, data, params, at)
         return result, retrying.statistics.get("attempt_number", 1)
 
     # -- endpoints -------------------------------------------------------------------------
@@ -482,47 +518,3 @@ def _connection_advice(conn_id: str, exc: ImkitError) -> str:
     ):
         return f"The Base URL answered, but not as IMKIT's Platform API: check the Base URL. ({exc})"
     return str(exc)
-
-
-def _transport_error(
-    method: str, path: str, exc: requests.RequestException, redact: Callable[[str], str]
-) -> ImkitConnectionError:
-    """Classify a requests exception: could the request have reached the server?"""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return ImkitConnectionError(method, path, "connect timeout", maybe_delivered=False)
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return ImkitConnectionError(
-            method, path, "read timeout: the server may have processed the request", maybe_delivered=True
-        )
-    if isinstance(exc, requests.exceptions.SSLError):
-        return ImkitConnectionError(method, path, f"TLS error: {redact(str(exc))}", maybe_delivered=False)
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        refused = next((c for c in _causes(exc) if isinstance(c, NewConnectionError)), None)
-        if refused is not None:
-            return ImkitConnectionError(
-                method, path, f"cannot connect: {redact(str(refused))}", maybe_delivered=False
-            )
-        return ImkitConnectionError(
-            method,
-            path,
-            f"connection lost after sending; the server may have processed the request: {redact(str(exc))}",
-            maybe_delivered=True,
-        )
-    return ImkitConnectionError(method, path, redact(f"{type(exc).__name__}: {exc}"), maybe_delivered=True)
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """The chain below a requests error: its wrapped urllib3 error, that one's reason..."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain and len(chain) < 10:
-        chain.append(current)
-        reason = getattr(current, "reason", None)
-        first_arg = current.args[0] if current.args else None
-        if isinstance(reason, BaseException):
-            current = reason
-        elif isinstance(first_arg, BaseException):
-            current = first_arg
-        else:
-            current = current.__cause__ or current.__context__
-    return chain

@@ -69,6 +69,8 @@ class RequestRecord:
     key_valid: bool
     status: int = 0
     fault: str | None = None
+    #: False when the connection was gone before the whole answer was written.
+    completed: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -17,6 +17,7 @@ from airflow_provider_imkit.sandbox.faults import Fault
 from airflow_provider_imkit.sandbox.inbox import render_inbox
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Callable, Iterable
     from types import TracebackType
 
@@ -154,18 +155,23 @@ class _Handler(BaseHTTPRequestHandler):
             app.handle(method, self.path, body)
             self._drop()
         elif kind == "trickle":
+            # The whole answer, status line and headers included, one byte at a time.
             answer = app.handle(method, self.path, body)
             record.status = answer.status
             payload = answer.encode()
-            self.send_response(answer.status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            for index in range(len(payload)):
+            head = (
+                f"HTTP/1.1 {answer.status} {self.responses.get(answer.status, ('',))[0]}\r\n"
+                "Content-Type: application/json; charset=utf-8\r\n"
+                f"Content-Length: {len(payload)}\r\n\r\n"
+            ).encode("latin-1")
+            raw = head + payload
+            for index in range(len(raw)):
                 time.sleep(fault.delay)
                 try:
-                    self.wfile.write(payload[index : index + 1])
+                    self.wfile.write(raw[index : index + 1])
+                    self.wfile.flush()
                 except OSError:
+                    record.completed = False
                     self.close_connection = True
                     return
         elif kind == "status":
@@ -248,6 +254,7 @@ class ImkitSandbox:
     :param retry_after_header: send ``Retry-After`` with a 429 as well as ``retryAfter``.
     :param auto_create: create unknown rooms and users on first use instead of answering 404.
     :param clock: a ``time.time``-like function for timestamps and the rate limit.
+    :param ssl_context: serve HTTPS with this server-side context (for TLS tests).
     """
 
     def __init__(
@@ -262,8 +269,10 @@ class ImkitSandbox:
         retry_after_header: bool = False,
         auto_create: bool = False,
         clock: Callable[[], float] = time.time,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self.ssl_context = ssl_context
         self.port = port
         self.api_key = api_key
         self.app = SandboxApp(
@@ -287,6 +296,8 @@ class ImkitSandbox:
         if self._server is not None:
             return self
         self._server = _Server((self.host, self.port), self.app)
+        if self.ssl_context is not None:
+            self._server.socket = self.ssl_context.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -331,7 +342,8 @@ class ImkitSandbox:
     def url(self) -> str:
         """The base URL, e.g. ``http://127.0.0.1:43121``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def connection_json(self) -> str:
         """The value for ``AIRFLOW_CONN_<ID>`` pointing at this sandbox (JSON form)."""

@@ -23,6 +23,8 @@ from tests.conftest import API_KEY, EXAMPLE_DAGS
 
 LOGICAL_DATE = "2026-01-02T06:00:00+00:00"
 OUTAGE_DATE = "2026-01-03T06:00:00+00:00"
+AUTH_DATE = "2026-01-04T06:00:00+00:00"
+WRONG_KEY = "wrong-key-Zm9vYmFyYmF6cXV4"
 
 
 @dataclass
@@ -35,6 +37,8 @@ class ExampleRuns:
     #: example_imkit_failure_alert run again while IMKIT answers 503 to everything.
     outage: DagRunOutcome
     outage_requests: list[dict[str, Any]]
+    #: example_imkit_send_message run with a wrong key given in the URI form.
+    auth_failure: DagRunOutcome
 
     def xcoms(self, dag_id: str) -> dict[tuple[str, int], Any]:
         """``return_value`` XComs of the DAG's run, keyed by (task_id, map_index)."""
@@ -76,4 +80,9 @@ def example_runs() -> Iterator[ExampleRuns]:
         outage_requests = sandbox.requests()[before:]
         assert sandbox.all_received() == received, "nothing may be stored during the outage"
         sandbox.app.faults.clear()
-        yield ExampleRuns(sandbox, Path(home), env, plan, outcomes, outage, outage_requests)
+
+        # A wrong key, given in the URI form: the run fails on auth.
+        host = sandbox.url.removeprefix("http://")
+        auth_env = {**env, "AIRFLOW_CONN_IMKIT_DEFAULT": f"imkit://:{WRONG_KEY}@{host}/http"}
+        auth_failure = run_dag("example_imkit_send_message", auth_env, AUTH_DATE)
+        yield ExampleRuns(sandbox, Path(home), env, plan, outcomes, outage, outage_requests, auth_failure)

@@ -271,3 +271,12 @@ def test_hook_attributes() -> None:
     ) == ("imkit_conn_id", "imkit_default", "imkit", "IMKIT")
     behaviour = ImkitHook.get_ui_field_behaviour()
     assert behaviour["relabeling"] == {"host": "Base URL", "password": "API key"}
+
+
+def test_key_is_registered_with_the_secret_masker(conn_env: Callable[..., None]) -> None:
+    from airflow.providers.common.compat.sdk import redact
+
+    key = "bWFza2VkLWtleS1mb3ItdGVzdHM="
+    conn_env(host=BASE, password=key)
+    assert ImkitHook().settings.api_key == key
+    assert key not in str(redact(f"the key is {key}"))

@@ -80,3 +80,9 @@ def test_invalid_settings(kwargs: dict[str, object]) -> None:
 def test_with_overrides_ignores_none() -> None:
     policy = RetryPolicy().with_overrides(max_attempts=5, retry_on_ambiguous=None)
     assert policy.max_attempts == 5 and policy.retry_on_ambiguous is False
+
+
+def test_tls_errors_are_never_retried() -> None:
+    tls = ImkitConnectionError("POST", "/messages", "TLS error: x", maybe_delivered=False, permanent=True)
+    assert not RetryPolicy().is_retryable(tls)
+    assert not RetryPolicy(retry_on_ambiguous=True).is_retryable(tls)

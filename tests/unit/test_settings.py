@@ -115,5 +115,5 @@ def test_unknown_extras() -> None:
 
 
 def test_settings_repr_hides_key() -> None:
-    s = settings.ImkitSettings("c", "https://x", "SECRET-KEY", (1, 2), True, None, RetryPolicy())
+    s = settings.ImkitSettings("c", "https://x", "SECRET-KEY", (1, 2), 120.0, True, None, RetryPolicy())
     assert "SECRET-KEY" not in repr(s) and "SECRET-KEY" not in str(s)

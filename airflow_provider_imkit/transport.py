@@ -1,0 +1,189 @@
+"""HTTP transport for the hook: a requests adapter whose sockets honour a hard deadline.
+
+requests' read timeout bounds each wait for bytes, not the whole response: a server (or a
+proxy) that trickles one byte at a time can hold a request open for ever. The adapter here
+wraps every pooled socket so that each read (status line, headers and body alike) and each
+send also stops at the deadline of the call in progress, set per thread with
+:func:`deadline`. No thread is started for it.
+
+It also classifies requests' exceptions into :class:`ImkitConnectionError`, telling
+whether the request may have reached the server.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
+
+from airflow_provider_imkit.exceptions import ImkitConnectionError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+_local = threading.local()
+
+
+@contextmanager
+def deadline(at: float | None) -> Iterator[None]:
+    """Make socket I/O of this thread's IMKIT requests stop at ``at`` (``time.monotonic()``)."""
+    previous = getattr(_local, "at", None)
+    _local.at = at
+    try:
+        yield
+    finally:
+        _local.at = previous
+
+
+def _bounded(sock: Any) -> float | None:
+    """Shrink the socket timeout to what is left before the deadline; return the old one."""
+    at = getattr(_local, "at", None)
+    base = sock.gettimeout()
+    if at is None:
+        return base
+    remaining = at - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("IMKIT deadline reached")
+    sock.settimeout(remaining if base is None else min(base, remaining))
+    return base
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's read side whose every ``recv`` stops at the thread's deadline."""
+
+    def __init__(self, sock: Any) -> None:
+        super().__init__()
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        base = _bounded(self._sock)
+        try:
+            return int(self._sock.recv_into(buffer))
+        finally:
+            self._sock.settimeout(base)
+
+    def fileno(self) -> int:
+        return int(self._sock.fileno())
+
+
+class _DeadlineSocket:
+    """Delegates to a (TLS) socket; reads through ``makefile`` and sends honour the deadline."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def makefile(self, mode: str = "r", buffering: int | None = None, **kwargs: Any) -> Any:
+        if mode != "rb":
+            return self._sock.makefile(mode, buffering, **kwargs)
+        return io.BufferedReader(_DeadlineReader(self._sock), buffering or io.DEFAULT_BUFFER_SIZE)
+
+    def sendall(self, data: Any, *flags: Any) -> None:
+        base = _bounded(self._sock)
+        try:
+            self._sock.sendall(data, *flags)
+        finally:
+            self._sock.settimeout(base)
+
+
+class _HTTPConnection(HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock)
+
+
+class _HTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock)
+
+
+class _HTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """requests' HTTPAdapter (pooling, TLS, proxies) with deadline-aware sockets."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = dict(_POOLS)
+        return manager
+
+
+def transport_error(
+    method: str, path: str, exc: requests.RequestException, redact: Callable[[str], str]
+) -> ImkitConnectionError:
+    """Classify a requests exception: could the request have reached the server?"""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return ImkitConnectionError(method, path, "connect timeout", maybe_delivered=False)
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return ImkitConnectionError(
+            method, path, "read timeout: the server may have processed the request", maybe_delivered=True
+        )
+    if isinstance(exc, requests.exceptions.SSLError):
+        return ImkitConnectionError(
+            method, path, f"TLS error: {redact(str(exc))}", maybe_delivered=False, permanent=True
+        )
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        refused = next((c for c in _causes(exc) if isinstance(c, NewConnectionError)), None)
+        if refused is not None:
+            return ImkitConnectionError(
+                method, path, f"cannot connect: {redact(str(refused))}", maybe_delivered=False
+            )
+        if any(isinstance(c, TimeoutError | socket.timeout) for c in _causes(exc)):
+            return ImkitConnectionError(
+                method,
+                path,
+                "timed out after sending: the server may have processed the request",
+                maybe_delivered=True,
+            )
+        return ImkitConnectionError(
+            method,
+            path,
+            f"connection lost after sending; the server may have processed the request: {redact(str(exc))}",
+            maybe_delivered=True,
+        )
+    return ImkitConnectionError(method, path, redact(f"{type(exc).__name__}: {exc}"), maybe_delivered=True)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The chain below a requests error: its wrapped urllib3 error, that one's reason..."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
+        reason = getattr(current, "reason", None)
+        first_arg = current.args[0] if current.args else None
+        if isinstance(reason, BaseException):
+            current = reason
+        elif isinstance(first_arg, BaseException):
+            current = first_arg
+        else:
+            current = current.__cause__ or current.__context__
+    return chain
