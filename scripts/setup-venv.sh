@@ -31,4 +31,7 @@ echo "==> preparing $venv (Airflow $airflow_version)" >&2
 [ -x "$venv/bin/python" ] || "$uv" venv --quiet --python "$python" "$venv"
 "$uv" pip install --quiet --compile-bytecode --python "$venv/bin/python" \
     "apache-airflow==$airflow_version" -e "$here[test,lint]"
+# The project is installed editable: compile its bytecode too, or every DAG parse and
+# test run would recompile it (PYTHONDONTWRITEBYTECODE=1 keeps Python from caching it).
+"$venv/bin/python" -m compileall -q "$here/airflow_provider_imkit" "$here/example_dags"
 echo "$want" > "$stamp"

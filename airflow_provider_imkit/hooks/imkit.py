@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import threading
 import time
 from functools import cached_property
@@ -14,7 +15,7 @@ import requests
 import tenacity
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
-from airflow_provider_imkit import __version__, validation
+from airflow_provider_imkit import DEFAULT_CONN_ID, __version__, validation
 from airflow_provider_imkit.envelope import parse_response
 from airflow_provider_imkit.exceptions import (
     ImkitApiError,
@@ -72,7 +73,7 @@ class ImkitHook(BaseHook):
     """
 
     conn_name_attr = "imkit_conn_id"
-    default_conn_name = "imkit_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "imkit"
     hook_name = "IMKIT"
 
@@ -174,8 +175,16 @@ class ImkitHook(BaseHook):
                     "User-Agent": USER_AGENT,
                 }
             )
+            # Read the environment once per session, not on every request: requests would scan
+            # every environment variable for proxies per call (a large share of its cost in
+            # an Airflow worker), consult ~/.netrc, and let REQUESTS_CA_BUNDLE override an
+            # explicit verify=False or CA bundle.
+            session.trust_env = False
             if settings.proxy:
                 session.proxies = {"http": settings.proxy, "https": settings.proxy}
+            else:
+                session.proxies = _environ_proxies(settings.base_url)
+            session.verify = _effective_verify(settings.verify)
             with self._lock:
                 self._sessions.append(session)
             self._local.session = session
@@ -227,9 +236,6 @@ class ImkitHook(BaseHook):
                     data=data,
                     params=params,
                     timeout=(min(connect_timeout, remaining), min(read_timeout, remaining)),
-                    # Per request, not only on the session: requests lets REQUESTS_CA_BUNDLE
-                    # override a session's verify=False or CA bundle path.
-                    verify=settings.verify,
                     allow_redirects=False,
                 )
         except requests.RequestException as exc:
@@ -491,6 +497,25 @@ class ImkitHook(BaseHook):
         count = result.get("count") if isinstance(result, dict) else None
         detail = f" ({count} client connections open)" if isinstance(count, int) else ""
         return True, f"Connected to IMKIT at {url}: the API key was accepted{detail}."
+
+
+def _environ_proxies(url: str) -> dict[str, str]:
+    """Proxies from the environment for ``url``, as requests finds them.
+
+    requests scans every environment variable for ``*_proxy`` names; when none of the
+    usual ones is set (the common case) there is nothing to find, so skip the scan.
+    """
+    names = ("http_proxy", "https_proxy", "all_proxy")
+    if not any(os.environ.get(name) or os.environ.get(name.upper()) for name in names):
+        return {}
+    return dict(requests.utils.get_environ_proxies(url))
+
+
+def _effective_verify(verify: bool | str) -> bool | str:
+    """What requests would verify against: with verify on, its CA bundle variables apply."""
+    if verify is True:
+        return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return verify
 
 
 def _expect_object(method: str, path: str, result: Any, what: str) -> None:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.notifier import BaseNotifier
 from airflow.providers.common.compat.sdk import redact
 
+from airflow_provider_imkit import DEFAULT_CONN_ID
 from airflow_provider_imkit.exceptions import ImkitError
-from airflow_provider_imkit.hooks.imkit import ImkitHook
 from airflow_provider_imkit.notifications.default_message import default_message
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class ImkitNotifier(BaseNotifier):
         push: bool | None = None,
         skip_total_badge: bool | None = None,
         mentions: str | list[str] | None = None,
-        imkit_conn_id: str = ImkitHook.default_conn_name,
+        imkit_conn_id: str = DEFAULT_CONN_ID,
         retry_on_ambiguous: bool = True,
         timeout: float | tuple[float, float] | None = None,
         **kwargs: Any,
@@ -158,6 +158,8 @@ class ImkitNotifier(BaseNotifier):
         text: Any = self.message if self.message not in (None, "") else default_message(context)
         # Alerts quote errors and templates: never let a registered secret reach the chat room.
         text = redact(text) if isinstance(text, str) else text
+        from airflow_provider_imkit.hooks.imkit import ImkitHook  # requests is only needed to send
+
         hook = ImkitHook(self.imkit_conn_id, timeout=self.timeout, retry_on_ambiguous=self.retry_on_ambiguous)
         try:
             with hook:

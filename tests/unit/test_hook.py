@@ -280,3 +280,39 @@ def test_key_is_registered_with_the_secret_masker(conn_env: Callable[..., None])
     conn_env(host=BASE, password=key)
     assert ImkitHook().settings.api_key == key
     assert key not in str(redact(f"the key is {key}"))
+
+
+def test_proxies_come_from_the_environment_once(
+    conn_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn_env(host=BASE, password=API_KEY)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    session = ImkitHook().get_conn()
+    assert session.trust_env is False  # no per-request environment scan, no ~/.netrc
+    assert session.proxies == {"https": "http://proxy.internal:3128"}
+    monkeypatch.setenv("NO_PROXY", "app.imkit.io")
+    assert ImkitHook().get_conn().proxies == {}
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.delenv("NO_PROXY")
+    assert ImkitHook().get_conn().proxies == {}
+
+
+def test_proxy_extra_wins(conn_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> None:
+    conn_env(host=BASE, password=API_KEY, extra={"proxy": "http://corp-proxy:8080"})
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert ImkitHook().get_conn().proxies == {
+        "http": "http://corp-proxy:8080",
+        "https": "http://corp-proxy:8080",
+    }
+
+
+def test_verify_respects_requests_ca_bundle_only_when_on(
+    conn_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/bundle.pem")
+    conn_env(host=BASE, password=API_KEY)
+    assert ImkitHook().get_conn().verify == "/etc/ssl/bundle.pem"
+    conn_env(host=BASE, password=API_KEY, extra={"verify": "/opt/ca.pem"})
+    assert ImkitHook().get_conn().verify == "/opt/ca.pem"
+    conn_env(host=BASE, password=API_KEY, extra={"verify": False})
+    assert ImkitHook().get_conn().verify is False

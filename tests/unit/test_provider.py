@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import airflow
 import jsonschema
@@ -18,7 +19,7 @@ from tests.conftest import EXAMPLE_DAGS
 
 def test_provider_info_validates_against_airflow_schema() -> None:
     schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
-    info = get_provider_info()
+    info: Any = get_provider_info()
     jsonschema.validate(info, schema)
     assert info["package-name"] == "airflow-provider-imkit"
     (conn_type,) = info["connection-types"]
@@ -31,7 +32,7 @@ def test_provider_info_validates_against_airflow_schema() -> None:
 def test_every_listed_class_and_module_imports() -> None:
     import importlib
 
-    info = get_provider_info()
+    info: Any = get_provider_info()
     for section in ("hooks", "operators"):
         for entry in info[section]:
             for module in entry["python-modules"]:
