@@ -20,7 +20,52 @@ if TYPE_CHECKING:
 MESSAGE_TEMPLATE_EXTENSIONS = (".md", ".txt", ".j2", ".jinja2")
 
 
-class ImkitSendMessageOperator(BaseOperator):
+class ImkitBaseOperator(BaseOperator):
+    """
+    Connection and HTTP settings shared by the IMKIT operators.
+
+    :param imkit_conn_id: the Airflow connection of type ``imkit`` (default ``imkit_default``).
+    :param timeout: seconds (or ``(connect, read)``) for each HTTP attempt; default from the
+        connection (10 s connect, 30 s read).
+    :param max_attempts: HTTP attempts per call, the first included; default from the
+        connection (3).
+    :param retry_on_ambiguous: also retry failures after which the request may already have
+        taken effect; default from the connection (False).
+    """
+
+    ui_color = "#4f8df7"
+    ui_fgcolor = "#ffffff"
+
+    def __init__(
+        self,
+        *,
+        imkit_conn_id: str = DEFAULT_CONN_ID,
+        timeout: float | tuple[float, float] | None = None,
+        max_attempts: int | None = None,
+        retry_on_ambiguous: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.imkit_conn_id = imkit_conn_id
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.retry_on_ambiguous = retry_on_ambiguous
+
+    def get_hook(self) -> ImkitHook:
+        """Build the hook for this task's connection and settings."""
+        # Imported here, not at the top: DAG files import this module, and requests alone
+        # would add ~30 ms to every parse of them.
+        from airflow_provider_imkit.hooks.imkit import ImkitHook
+
+        return ImkitHook(
+            self.imkit_conn_id,
+            timeout=self.timeout,
+            max_attempts=self.max_attempts,
+            retry_on_ambiguous=self.retry_on_ambiguous,
+        )
+
+
+class ImkitSendMessageOperator(ImkitBaseOperator):
     """
     Send a message to an IMKIT room; the stored message object is the task's XCom.
 
@@ -63,8 +108,6 @@ class ImkitSendMessageOperator(BaseOperator):
     )
     template_ext: Sequence[str] = MESSAGE_TEMPLATE_EXTENSIONS
     template_fields_renderers = {"message": "md"}
-    ui_color = "#4f8df7"
-    ui_fgcolor = "#ffffff"
 
     def __init__(
         self,
@@ -85,7 +128,13 @@ class ImkitSendMessageOperator(BaseOperator):
         sender_avatar_url: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            imkit_conn_id=imkit_conn_id,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            retry_on_ambiguous=retry_on_ambiguous,
+            **kwargs,
+        )
         self.ensure_sender = ensure_sender
         self.sender_nickname = sender_nickname
         self.sender_avatar_url = sender_avatar_url
@@ -96,10 +145,6 @@ class ImkitSendMessageOperator(BaseOperator):
         self.push = push
         self.skip_total_badge = skip_total_badge
         self.mentions = mentions
-        self.imkit_conn_id = imkit_conn_id
-        self.timeout = timeout
-        self.max_attempts = max_attempts
-        self.retry_on_ambiguous = retry_on_ambiguous
 
     def render_template(
         self,
@@ -130,10 +175,6 @@ class ImkitSendMessageOperator(BaseOperator):
         else:
             super().resolve_template_files()
 
-    def get_hook(self) -> ImkitHook:
-        """Build the hook for this task's connection and settings."""
-        return _hook(self)
-
     def execute(self, context: Context) -> dict[str, Any]:
         with self.get_hook() as hook:
             if self.ensure_sender:
@@ -151,7 +192,7 @@ class ImkitSendMessageOperator(BaseOperator):
             )
 
 
-class ImkitBatchSendMessageOperator(BaseOperator):
+class ImkitBatchSendMessageOperator(ImkitBaseOperator):
     """
     Send one message to many rooms and/or users in one request; the batch result is the XCom.
 
@@ -183,8 +224,6 @@ class ImkitBatchSendMessageOperator(BaseOperator):
         "imkit_conn_id",
     )
     template_fields_renderers = {"message": "md", "values": "json"}
-    ui_color = ImkitSendMessageOperator.ui_color
-    ui_fgcolor = ImkitSendMessageOperator.ui_fgcolor
 
     def __init__(
         self,
@@ -203,7 +242,13 @@ class ImkitBatchSendMessageOperator(BaseOperator):
         retry_on_ambiguous: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            imkit_conn_id=imkit_conn_id,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            retry_on_ambiguous=retry_on_ambiguous,
+            **kwargs,
+        )
         self.message = message
         self.rooms = rooms
         self.receivers = receivers
@@ -212,13 +257,9 @@ class ImkitBatchSendMessageOperator(BaseOperator):
         self.message_type = message_type
         self.push = push
         self.skip_total_badge = skip_total_badge
-        self.imkit_conn_id = imkit_conn_id
-        self.timeout = timeout
-        self.max_attempts = max_attempts
-        self.retry_on_ambiguous = retry_on_ambiguous
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with _hook(self) as hook:
+        with self.get_hook() as hook:
             return hook.send_batch(
                 message=self.message,
                 rooms=self.rooms,
@@ -231,7 +272,7 @@ class ImkitBatchSendMessageOperator(BaseOperator):
             )
 
 
-class ImkitRecallMessageOperator(BaseOperator):
+class ImkitRecallMessageOperator(ImkitBaseOperator):
     """
     Recall (retract) a sent message; the recalled message object is the XCom.
 
@@ -246,8 +287,6 @@ class ImkitRecallMessageOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("room", "message_id", "imkit_conn_id")
-    ui_color = ImkitSendMessageOperator.ui_color
-    ui_fgcolor = ImkitSendMessageOperator.ui_fgcolor
 
     def __init__(
         self,
@@ -260,28 +299,16 @@ class ImkitRecallMessageOperator(BaseOperator):
         retry_on_ambiguous: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            imkit_conn_id=imkit_conn_id,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            retry_on_ambiguous=retry_on_ambiguous,
+            **kwargs,
+        )
         self.room = room
         self.message_id = message_id
-        self.imkit_conn_id = imkit_conn_id
-        self.timeout = timeout
-        self.max_attempts = max_attempts
-        self.retry_on_ambiguous = retry_on_ambiguous
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with _hook(self) as hook:
+        with self.get_hook() as hook:
             return hook.recall_message(self.room, self.message_id)
-
-
-def _hook(operator: Any) -> ImkitHook:
-    """The hook for an IMKIT operator's connection and HTTP settings."""
-    # Imported here, not at the top: DAG files import this module, and requests alone
-    # would add ~30 ms to every parse of them.
-    from airflow_provider_imkit.hooks.imkit import ImkitHook
-
-    return ImkitHook(
-        operator.imkit_conn_id,
-        timeout=operator.timeout,
-        max_attempts=operator.max_attempts,
-        retry_on_ambiguous=operator.retry_on_ambiguous,
-    )
