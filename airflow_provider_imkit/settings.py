@@ -183,6 +183,12 @@ def deadline_from(conn_id: str, extras: Mapping[str, Any], override: float | Non
     return value or DEFAULT_DEADLINE
 
 
+def proxy_from(extras: Mapping[str, Any]) -> str | None:
+    """The ``proxy`` extra, used for both http and https; None when unset."""
+    value = _extra(extras, "proxy")
+    return (str(value).strip() or None) if value else None
+
+
 def verify_from(conn_id: str, extras: Mapping[str, Any]) -> bool | str:
     """TLS verification: on by default; ``false`` turns it off, a path names a CA bundle."""
     value = _extra(extras, "verify")

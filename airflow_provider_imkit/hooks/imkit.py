@@ -31,6 +31,7 @@ from airflow_provider_imkit.settings import (
     api_key_from,
     base_url_from,
     deadline_from,
+    proxy_from,
     retry_from,
     timeout_from,
     unknown_extras,
@@ -146,7 +147,6 @@ class ImkitHook(BaseHook):
             policy = retry_from(conn_id, extras, RetryPolicy()).with_overrides(
                 max_attempts=self._max_attempts, retry_on_ambiguous=self._retry_on_ambiguous
             )
-        proxy = extras.get("proxy") or extras.get("extra__imkit__proxy") or None
         return ImkitSettings(
             conn_id=conn_id,
             base_url=base_url_from(conn_id, conn.host, conn.schema, conn.port),
@@ -154,7 +154,7 @@ class ImkitHook(BaseHook):
             timeout=timeout_from(conn_id, extras, self._timeout),
             deadline=deadline_from(conn_id, extras, self._deadline),
             verify=verify_from(conn_id, extras),
-            proxy=str(proxy) if proxy else None,
+            proxy=proxy_from(extras),
             retry=policy,
         )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import socket
 import threading
 import time
@@ -348,12 +347,6 @@ class ImkitSandbox:
     def connection_json(self) -> str:
         """The value for ``AIRFLOW_CONN_<ID>`` pointing at this sandbox (JSON form)."""
         return json.dumps({"conn_type": "imkit", "host": self.url, "password": self.api_key})
-
-    def set_connection_env(self, conn_id: str = "imkit_default") -> str:
-        """Set ``AIRFLOW_CONN_<CONN_ID>`` in this process; returns the variable's name."""
-        name = f"AIRFLOW_CONN_{conn_id.upper()}"
-        os.environ[name] = self.connection_json()
-        return name
 
     # -- setup, faults and inspection ---------------------------------------------------------
 

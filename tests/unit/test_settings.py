@@ -117,3 +117,10 @@ def test_unknown_extras() -> None:
 def test_settings_repr_hides_key() -> None:
     s = settings.ImkitSettings("c", "https://x", "SECRET-KEY", (1, 2), 120.0, True, None, RetryPolicy())
     assert "SECRET-KEY" not in repr(s) and "SECRET-KEY" not in str(s)
+
+
+def test_proxy() -> None:
+    assert settings.proxy_from({}) is None
+    assert settings.proxy_from({"proxy": ""}) is None
+    assert settings.proxy_from({"proxy": "http://p:3128"}) == "http://p:3128"
+    assert settings.proxy_from({"extra__imkit__proxy": "http://p:3128"}) == "http://p:3128"
