@@ -1,14 +1,17 @@
 """Errors raised by the IMKIT provider.
 
 Every error carries facts (HTTP status, RC, RM, error code, server message, method, path,
-retry-after) and never the API key or request headers.
+retry-after, and the subject: room, sender or user, connection id) and never the API key
+or request headers.
 
 Hierarchy::
 
     ImkitError (AirflowException)
     +-- ImkitValidationError (also ValueError)      bad input, raised before any request
     +-- ImkitConfigurationError                     unusable connection (no host, bad key...)
+    +-- ImkitReadBackError                          a room could not be read back to check delivery
     +-- ImkitConnectionError                        transport failure (refused, reset, timeout)
+    |   +-- ImkitTlsError                           TLS failed (certificate, plain HTTP): permanent
     +-- ImkitApiError                               the server answered with an error
         +-- ImkitAuthenticationError                401 / 403
         +-- ImkitNotFoundError                      404 (code: ROOM_NOT_FOUND, CLIENT_NOT_FOUND...)
@@ -17,15 +20,42 @@ Hierarchy::
         +-- ImkitServerError                        5xx
 
 Errors that retrying cannot fix (validation, configuration, authentication, not found, bad
-request) are also :class:`~airflow.exceptions.AirflowFailException`, so a task that raises
-one fails at once instead of burning its Airflow retries.
+request, TLS) are also :class:`~airflow.exceptions.AirflowFailException`, so a task that
+raises one fails at once instead of burning its Airflow retries.
+
+This module never imports Airflow itself, so that :mod:`airflow_provider_imkit.client` works
+where Airflow cannot be imported. When Airflow is already loaded in the process (always the
+case in Airflow's components, whose provider modules import Airflow first), the errors derive
+from Airflow's exception classes; otherwise from :class:`Exception`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+if TYPE_CHECKING or "airflow" not in sys.modules:
+    # Airflow-free use of the client (scripts, tools, tests without Airflow).
+
+    class _Base(Exception):
+        """Stands for AirflowException where Airflow is not loaded."""
+
+    class _FailFast(_Base):
+        """Stands for AirflowFailException where Airflow is not loaded."""
+
+else:
+    from airflow.providers.common.compat.sdk import (
+        AirflowException as _Base,
+    )
+    from airflow.providers.common.compat.sdk import (
+        AirflowFailException as _FailFast,
+    )
+
+
+#: HTTP statuses after which a request may or may not have been processed.
+AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
+#: HTTP statuses that prove the request was not processed and may be sent again.
+NOT_PROCESSED_STATUSES = frozenset({429, 503})
 
 
 def _restore(cls: type[ImkitError], args: tuple[Any, ...], state: dict[str, Any]) -> ImkitError:
@@ -35,8 +65,17 @@ def _restore(cls: type[ImkitError], args: tuple[Any, ...], state: dict[str, Any]
     return error
 
 
-class ImkitError(AirflowException):
-    """Base class of every error raised by the IMKIT provider."""
+class ImkitError(_Base):
+    """
+    Base class of every error raised by the IMKIT provider.
+
+    :ivar maybe_delivered: True when the request may have taken effect although no success
+        was seen (read timeout, connection lost after sending, 500/502/504).
+    :ivar transient: True when sending the request again may succeed.
+    """
+
+    maybe_delivered: bool = False
+    transient: bool = False
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The subclasses take keyword-only arguments; pickle by state so that errors
@@ -44,7 +83,7 @@ class ImkitError(AirflowException):
         return (_restore, (type(self), self.args, dict(self.__dict__)))
 
 
-class ImkitValidationError(ImkitError, AirflowFailException, ValueError):
+class ImkitValidationError(ImkitError, _FailFast, ValueError):
     """
     An argument is invalid; raised before any request is sent.
 
@@ -58,7 +97,7 @@ class ImkitValidationError(ImkitError, AirflowFailException, ValueError):
         super().__init__(f"Invalid IMKIT argument '{field}': {problem}")
 
 
-class ImkitConfigurationError(ImkitError, AirflowFailException):
+class ImkitConfigurationError(ImkitError, _FailFast):
     """The Airflow connection cannot be used (missing host or key, malformed key, bad extras)."""
 
 
@@ -70,8 +109,9 @@ class ImkitConnectionError(ImkitError):
     :param path: API path of the request, e.g. ``/messages``.
     :param reason: short description of the transport failure.
     :param maybe_delivered: True when the request may have reached the server (read timeout,
-        connection reset after sending): retrying it may post the message twice.
-    :param permanent: True when retrying cannot help (a TLS certificate problem).
+        connection reset after sending): sending it again may post the message twice.
+    :param permanent: True when retrying cannot help (a TLS problem); such an error is also
+        an ``AirflowFailException`` (see :class:`ImkitTlsError`).
     """
 
     def __init__(
@@ -82,7 +122,30 @@ class ImkitConnectionError(ImkitError):
         self.reason = reason
         self.maybe_delivered = maybe_delivered
         self.permanent = permanent
+        self.transient = not permanent
         super().__init__(f"IMKIT {method} {path} failed: {reason}")
+
+
+class ImkitReadBackError(ImkitError):
+    """A room could not be read back to prove whether a message was stored (never guessed)."""
+
+    transient = True
+
+
+class ImkitTlsError(ImkitConnectionError, _FailFast):
+    """TLS failed (certificate, or plain HTTP answering a TLS hello): retrying cannot help."""
+
+    def __init__(self, method: str, path: str, reason: str) -> None:
+        super().__init__(method, path, reason, maybe_delivered=False, permanent=True)
+
+
+#: What an error's subject is called in its message, by the API's error code.
+_SUBJECT_BY_CODE = {
+    "ROOM_NOT_FOUND": ("room",),
+    "NOT_ROOM_MEMBER": ("sender", "room"),
+    "CLIENT_NOT_FOUND": ("sender", "user_id"),
+    "MESSAGE_NOT_FOUND": ("message_id", "room"),
+}
 
 
 class ImkitApiError(ImkitError):
@@ -97,7 +160,17 @@ class ImkitApiError(ImkitError):
     :param code: the error code, e.g. ``ROOM_NOT_FOUND`` (None when absent).
     :param message: the server's human-readable message (None when absent).
     :param retry_after: seconds the server asked to wait (429), else None.
+    :param subject: what the request was about, by name: ``room``, ``sender``, ``user_id``,
+        ``message_id``, ``conn_id``. Each is also an attribute (None when not given), and the
+        ones the error is about are named in its text (the room for ROOM_NOT_FOUND, the
+        sender for CLIENT_NOT_FOUND, the connection for authentication errors).
     """
+
+    room: str | None = None
+    sender: str | None = None
+    user_id: str | None = None
+    message_id: str | None = None
+    conn_id: str | None = None
 
     def __init__(
         self,
@@ -110,17 +183,32 @@ class ImkitApiError(ImkitError):
         code: str | None = None,
         message: str | None = None,
         retry_after: float | None = None,
+        subject: dict[str, str] | None = None,
     ) -> None:
         self.method = method
         self.path = path
         # AirflowException declares status_code as an HTTPStatus; IMKIT statuses are plain ints.
-        self.status_code: int = status_code  # type: ignore[assignment]
+        self.status_code: int = status_code
         self.rc = rc
         self.rm = rm
         self.code = code
         self.message = message
         self.retry_after = retry_after
+        self.subject = dict(subject or {})
+        for name, value in self.subject.items():
+            setattr(self, name, value)
+        self.maybe_delivered = status_code in AMBIGUOUS_STATUSES
+        self.transient = status_code in AMBIGUOUS_STATUSES | NOT_PROCESSED_STATUSES
         super().__init__(self._describe())
+
+    def _subject_text(self) -> str:
+        if isinstance(self, ImkitAuthenticationError):
+            names: tuple[str, ...] = ("conn_id",)
+        else:
+            names = _SUBJECT_BY_CODE.get(self.code or "", ())
+        labels = {"conn_id": "connection", "user_id": "user", "message_id": "message"}
+        parts = [f"{labels.get(n, n)} {self.subject[n]!r}" for n in names if self.subject.get(n)]
+        return f" [{', '.join(parts)}]" if parts else ""
 
     def _describe(self) -> str:
         text = f"IMKIT {self.method} {self.path} failed: HTTP {self.status_code}"
@@ -130,16 +218,17 @@ class ImkitApiError(ImkitError):
             text += f" {self.code}"
         if self.message:
             text += f": {self.message}"
+        text += self._subject_text()
         if self.retry_after is not None:
             text += f" (retry after {self.retry_after:g} s)"
         return text
 
 
-class ImkitAuthenticationError(ImkitApiError, AirflowFailException):
+class ImkitAuthenticationError(ImkitApiError, _FailFast):
     """401 or 403: the API key is missing, invalid, or lacks the permission."""
 
 
-class ImkitNotFoundError(ImkitApiError, AirflowFailException):
+class ImkitNotFoundError(ImkitApiError, _FailFast):
     """404: the room, client (user) or message does not exist; ``code`` tells which."""
 
 
@@ -147,7 +236,7 @@ class ImkitRateLimitError(ImkitApiError):
     """429: too many requests; ``retry_after`` holds the seconds the server asked for."""
 
 
-class ImkitBadRequestError(ImkitApiError, AirflowFailException):
+class ImkitBadRequestError(ImkitApiError, _FailFast):
     """400, 413 or 422: the server rejected the request (missing parameter, too large...)."""
 
 

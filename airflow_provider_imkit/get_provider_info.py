@@ -21,11 +21,30 @@ UI_FIELD_BEHAVIOUR: dict[str, object] = {
     },
 }
 
-#: Extra fields of the connection form (stored in the connection's ``extra``).
-CONN_FIELDS: dict[str, dict[str, object]] = {
+#: Every connection extra the hook reads, in one table: the connection form's fields (the
+#: ``form`` ones: ``conn-fields`` on Airflow 3.2+, widgets built from the same entries on
+#: 2.11 to 3.1), the settings parser, and the check for unknown (misspelt) extras.
+#: Nothing else in ``extra`` is used, and no extra is ever sent to the server.
+EXTRAS: dict[str, dict[str, object]] = {
     "timeout": {
         "label": "Timeout (seconds)",
         "description": "Connect and read timeout of each HTTP attempt. Default: 10 s connect, 30 s read.",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+        "form": True,
+    },
+    "connect_timeout": {
+        "label": "Connect timeout (seconds)",
+        "description": "Connect timeout of each HTTP attempt (overrides timeout). Default 10.",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
+    "read_timeout": {
+        "label": "Read timeout (seconds)",
+        "description": "Read timeout of each HTTP attempt (overrides timeout). Default 30.",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
+    "deadline": {
+        "label": "Deadline (seconds)",
+        "description": "The longest one call may take in all, retries and waits included. Default 120.",
         "schema": {"type": ["number", "null"], "minimum": 0},
     },
     "max_attempts": {
@@ -33,24 +52,56 @@ CONN_FIELDS: dict[str, dict[str, object]] = {
         "description": "HTTP attempts per call, the first included (retries only what was not delivered). "
         "Default 3.",
         "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
+        "form": True,
+    },
+    "backoff": {
+        "label": "Backoff (seconds)",
+        "description": "Wait before the first retry, doubled for each further one. Default 1.",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
+    "max_backoff": {
+        "label": "Max backoff (seconds)",
+        "description": "Cap of one backoff wait. Default 10.",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
+    "max_retry_after": {
+        "label": "Max Retry-After (seconds)",
+        "description": "The longest wait a 429 may ask for; a longer one fails at once. Default 60.",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
+    "on_ambiguous": {
+        "label": "On ambiguous failures",
+        "description": "reconcile (default: read the room back, send again only if the message is "
+        "absent), fail (never send again) or resend (at-least-once: can post twice).",
+        "schema": {"type": ["string", "null"], "enum": ["reconcile", "fail", "resend", None]},
     },
     "retry_on_ambiguous": {
-        "label": "Retry ambiguous failures",
-        "description": "Also retry read timeouts and 500/502/504, after which the message may already be "
-        "stored: can post twice. Default off.",
+        "label": "Resend ambiguous failures",
+        "description": "Resend after read timeouts and 500/502/504 without reading back (on_ambiguous="
+        "resend): can post twice. Default off (reconcile).",
         "schema": {"type": ["boolean", "null"]},
+        "form": True,
     },
     "proxy": {
         "label": "Proxy URL",
         "description": "HTTP(S) proxy for requests to IMKIT, e.g. http://proxy.internal:3128.",
         "schema": {"type": ["string", "null"]},
+        "form": True,
     },
     "verify": {
         "label": "Verify TLS",
         "description": "true (default), false (not recommended; logs a warning), or the path of a CA bundle "
         "for a self-hosted server.",
         "schema": {"type": ["string", "boolean", "null"]},
+        "form": True,
     },
+}
+
+#: The connection form's extra fields (``conn-fields``), taken from :data:`EXTRAS`.
+CONN_FIELDS: dict[str, dict[str, object]] = {
+    name: {key: value for key, value in spec.items() if key != "form"}
+    for name, spec in EXTRAS.items()
+    if spec.get("form")
 }
 
 

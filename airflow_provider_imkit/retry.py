@@ -1,57 +1,64 @@
-"""The hook's retry policy: which failures are retried, and how long to wait.
+"""The retry policy: which failures are sent again, how long to wait, and what to do when
+a request may have taken effect although no success was seen.
 
-IMKIT has no idempotency key for ``POST /messages``, so a retried send whose first attempt
-reached the server posts the message twice. The policy therefore splits failures in two:
+IMKIT has no idempotency key for ``POST /messages``, so a resent request whose first attempt
+reached the server posts the message twice. Failures therefore fall in three groups:
 
-* certainly not delivered: the connection could not be made, 429 (rate limited) and
-  503 (unavailable): retried by default;
-* maybe delivered: read timeout, connection reset after the request was sent, 500, 502,
-  504: retried only with ``retry_on_ambiguous=True`` (at-least-once delivery).
+* certainly not processed: the connection could not be made, 429 (rate limited) and
+  503 (unavailable): retried;
+* maybe processed ("ambiguous"): read timeout, connection lost after the request was sent,
+  500, 502, 504: what happens is the policy's ``on_ambiguous`` choice:
 
-Everything else (4xx other than 429, malformed success bodies) is never retried.
+  - ``reconcile`` (default): read the room back (``send_message`` only) and return the
+    stored message if it is there, send again only when it is proven absent, and raise the
+    ambiguous error when the room cannot be read; other requests are not sent again;
+  - ``fail``: never send again; the ambiguous error is raised;
+  - ``resend``: send again (at-least-once: may post twice);
+
+* permanent: 4xx other than 429, malformed success bodies, TLS errors: never retried.
+
+One :class:`RetryPolicy` object configures all of this; the hook, the operators and the
+notifier take it as ``retry=`` (an ``int`` is the shortcut for ``max_attempts``).
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_imkit.exceptions import (
-    ImkitApiError,
-    ImkitConfigurationError,
-    ImkitConnectionError,
-)
+from airflow_provider_imkit.exceptions import ImkitConfigurationError, ImkitError, ImkitRateLimitError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-#: HTTP statuses that prove the request was not processed.
-NOT_DELIVERED_STATUSES = frozenset({429, 503})
-#: HTTP statuses after which the request may or may not have been processed.
-AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
+OnAmbiguous = Literal["reconcile", "fail", "resend"]
+ON_AMBIGUOUS_CHOICES: tuple[str, ...] = ("reconcile", "fail", "resend")
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """
-    When and how the hook retries a request.
+    When and how a request is sent again.
 
-    :param max_attempts: attempts in all, the first included (1 disables retries).
+    :param max_attempts: attempts in all, the first included (1 disables retries). Default 3.
     :param backoff: wait before the first retry, in seconds; doubled for each further retry.
-    :param max_backoff: cap of one backoff wait, in seconds.
-    :param max_retry_after: the longest wait a 429 may ask for (``Retry-After`` header or
-        ``retryAfter`` body field, whichever is larger). A longer request raises at once.
-    :param retry_on_ambiguous: also retry failures after which the message may have been
-        stored (read timeout, reset after sending, 500/502/504). This can post twice.
-    :param jitter: fraction of each backoff wait that is randomised (0 to 1).
+        Default 1.
+    :param max_backoff: cap of one backoff wait, in seconds. Default 10.
+    :param max_retry_after: the longest wait a 429 may ask for, in seconds (``Retry-After``
+        header or ``retryAfter`` body field, whichever is larger). A longer request raises at
+        once. Default 60.
+    :param on_ambiguous: ``reconcile`` (default), ``fail`` or ``resend``: what to do when a
+        request may have taken effect although no success was seen (see the module doc).
+    :param jitter: fraction of each backoff wait that is randomised (0 to 1). Default 0.5.
+    :raises ImkitConfigurationError: a value is out of range.
     """
 
     max_attempts: int = 3
     backoff: float = 1.0
     max_backoff: float = 10.0
     max_retry_after: float = 60.0
-    retry_on_ambiguous: bool = False
+    on_ambiguous: OnAmbiguous = "reconcile"
     jitter: float = 0.5
     random: Callable[[], float] = field(default=random.random, compare=False, repr=False)
 
@@ -61,30 +68,47 @@ class RetryPolicy:
             ("backoff", _is_number(self.backoff) and self.backoff >= 0),
             ("max_backoff", _is_number(self.max_backoff) and self.max_backoff >= 0),
             ("max_retry_after", _is_number(self.max_retry_after) and self.max_retry_after >= 0),
-            ("retry_on_ambiguous", isinstance(self.retry_on_ambiguous, bool)),
+            ("on_ambiguous", self.on_ambiguous in ON_AMBIGUOUS_CHOICES),
             ("jitter", _is_number(self.jitter) and 0 <= self.jitter <= 1),
         ]
         for name, ok in checks:
             if not ok:
                 raise ImkitConfigurationError(
                     f"Invalid IMKIT retry setting {name!r}: {getattr(self, name)!r}"
+                    + (
+                        f" (choose one of {', '.join(ON_AMBIGUOUS_CHOICES)})"
+                        if name == "on_ambiguous"
+                        else ""
+                    )
                 )
+
+    @classmethod
+    def from_int(cls, max_attempts: int) -> RetryPolicy:
+        """The default policy with ``max_attempts`` attempts (as urllib3's ``Retry.from_int``)."""
+        return cls(max_attempts=max_attempts)
+
+    @classmethod
+    def coerce(cls, value: RetryPolicy | int | None) -> RetryPolicy | None:
+        """Accept what ``retry=`` parameters take: a policy, an int (attempts) or None."""
+        if value is None or isinstance(value, RetryPolicy):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return cls.from_int(value)
+        raise ImkitConfigurationError(
+            f"Invalid IMKIT retry setting: expected a RetryPolicy, an int or None, got {value!r}"
+        )
 
     def with_overrides(self, **overrides: Any) -> RetryPolicy:
         """Return a copy with the given settings replaced; None values are ignored."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     def is_retryable(self, error: BaseException) -> bool:
-        """Decide whether a failed attempt may be retried (attempt limits aside)."""
-        if isinstance(error, ImkitConnectionError):
-            return not error.permanent and (self.retry_on_ambiguous or not error.maybe_delivered)
-        if isinstance(error, ImkitApiError):
-            if error.status_code == 429:
-                return (error.retry_after or 0.0) <= self.max_retry_after
-            if error.status_code in NOT_DELIVERED_STATUSES:
-                return True
-            return self.retry_on_ambiguous and error.status_code in AMBIGUOUS_STATUSES
-        return False
+        """Decide whether a failed attempt may be sent again (attempt limits aside)."""
+        if not isinstance(error, ImkitError) or not error.transient:
+            return False
+        if isinstance(error, ImkitRateLimitError):
+            return (error.retry_after or 0.0) <= self.max_retry_after
+        return not error.maybe_delivered or self.on_ambiguous == "resend"
 
     def wait_before(self, retry_number: int, error: BaseException | None) -> float:
         """
@@ -94,7 +118,7 @@ class RetryPolicy:
         ``backoff * 2 ** (retry_number - 1)``, capped at ``max_backoff``, of which the
         ``jitter`` fraction is random.
         """
-        if isinstance(error, ImkitApiError) and error.retry_after is not None:
+        if isinstance(error, ImkitRateLimitError) and error.retry_after is not None:
             return error.retry_after
         base = min(self.max_backoff, self.backoff * (2 ** max(0, retry_number - 1)))
         return base * (1 - self.jitter) + base * self.jitter * self.random()

@@ -5,19 +5,21 @@ Pure functions of the connection's fields, so they are tested as a table without
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_imkit.exceptions import ImkitConfigurationError
+from airflow_provider_imkit.get_provider_info import EXTRAS
+from airflow_provider_imkit.retry import ON_AMBIGUOUS_CHOICES, RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-    from airflow_provider_imkit.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +27,8 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_DEADLINE = 120.0
 
-#: Connection extras the hook reads. Nothing else in ``extra`` is used, and no extra is
-#: ever sent to the server (as a header or otherwise).
-TIMEOUT_EXTRAS = ("timeout", "connect_timeout", "read_timeout", "deadline")
-RETRY_EXTRAS = ("max_attempts", "backoff", "max_backoff", "max_retry_after", "retry_on_ambiguous")
-TRANSPORT_EXTRAS = ("proxy", "verify")
-KNOWN_EXTRAS = TIMEOUT_EXTRAS + RETRY_EXTRAS + TRANSPORT_EXTRAS
+#: Connection extras the hook reads (the table lives in get_provider_info, beside the form).
+KNOWN_EXTRAS = tuple(EXTRAS)
 
 _warned_plain_http: set[str] = set()
 
@@ -41,36 +39,44 @@ class ImkitSettings:
     Everything the hook needs to talk to one IMKIT server.
 
     ``api_key`` is excluded from ``repr`` so that printing the settings never shows it.
+
+    :param conn_id: the Airflow connection id (named in errors); any label outside Airflow.
+    :param base_url: the API's base URL, without a trailing slash.
+    :param api_key: the platform API key, sent as ``IM-API-KEY``.
+    :param timeout: ``(connect, read)`` seconds for each HTTP attempt.
+    :param deadline: seconds one call may take in all, retries and waits included.
+    :param verify: TLS verification: True, False or a CA bundle path.
+    :param proxy: an HTTP(S) proxy URL, or None.
+    :param retry: the retry policy.
+    :param scheme_assumed: True when the Base URL had no scheme and https was assumed (an
+        error then says to write ``http://`` if the server speaks plain HTTP).
     """
 
     conn_id: str
     base_url: str
-    api_key: str
-    timeout: tuple[float, float]
-    deadline: float
-    verify: bool | str
-    proxy: str | None
-    retry: RetryPolicy
-
-    def __repr__(self) -> str:
-        return (
-            f"ImkitSettings(conn_id={self.conn_id!r}, base_url={self.base_url!r}, api_key='***', "
-            f"timeout={self.timeout!r}, deadline={self.deadline!r}, verify={self.verify!r}, "
-            f"proxy={self.proxy!r}, retry={self.retry!r})"
-        )
+    api_key: str = field(repr=False)
+    timeout: tuple[float, float] = (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT)
+    deadline: float = DEFAULT_DEADLINE
+    verify: bool | str = True
+    proxy: str | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    scheme_assumed: bool = False
 
 
 def _error(conn_id: str, problem: str) -> ImkitConfigurationError:
     return ImkitConfigurationError(f"IMKIT connection {conn_id!r}: {problem}")
 
 
-def base_url_from(conn_id: str, host: str | None, schema: str | None, port: int | None) -> str:
+def base_url_from(
+    conn_id: str, host: str | None, schema: str | None, port: int | None, conn_type: str | None = None
+) -> str:
     """
-    Build the API base URL from a connection's host, schema and port.
+    Build the API base URL from a connection's host, schema, port and type.
 
     ``host`` may be a full URL (``https://app.imkit.io``, ``http://127.0.0.1:8099/api``) or
-    a bare host name; then ``schema`` gives the scheme (``http`` or ``https``, default
-    ``https``), which is how the URI form ``imkit://:KEY@host:port/http`` says plain http.
+    a bare host name; then the scheme is ``schema`` when it is ``http`` or ``https`` (how the
+    URI form ``imkit://:KEY@host:port/http`` says plain http), else the connection type when
+    it is ``http`` or ``https`` (a URI ``http://:KEY@host:port``), else ``https``.
     ``port`` is added when the host does not carry one. Trailing slashes are removed.
     """
     host = (host or "").strip()
@@ -80,7 +86,7 @@ def base_url_from(conn_id: str, host: str | None, schema: str | None, port: int 
         parts = urlsplit(host)
         scheme = parts.scheme.lower()
     else:
-        scheme = (schema or "").strip().lower() or "https"
+        scheme = scheme_for(schema, conn_type) or "https"
         parts = urlsplit(f"{scheme}://{host}")
     if scheme not in ("http", "https"):
         raise _error(conn_id, f"unsupported URL scheme {scheme!r}: use http or https")
@@ -100,6 +106,15 @@ def base_url_from(conn_id: str, host: str | None, schema: str | None, port: int 
     url = urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
     _warn_if_plain_http(scheme, parts.hostname, url)
     return url
+
+
+def scheme_for(schema: str | None, conn_type: str | None) -> str | None:
+    """The scheme a bare host gets from the connection: its schema, else its type, else None."""
+    schema = (schema or "").strip().lower()
+    if schema:
+        return schema
+    conn_type = (conn_type or "").strip().lower()
+    return conn_type if conn_type in ("http", "https") else None
 
 
 def _warn_if_plain_http(scheme: str, hostname: str, url: str) -> None:
@@ -211,21 +226,29 @@ def verify_from(conn_id: str, extras: Mapping[str, Any]) -> bool | str:
     return True if verify is None else verify
 
 
-def retry_from(conn_id: str, extras: Mapping[str, Any], base: RetryPolicy) -> RetryPolicy:
-    """Apply the retry extras on top of ``base``."""
+def retry_from(conn_id: str, extras: Mapping[str, Any], base: RetryPolicy | None = None) -> RetryPolicy:
+    """Apply the retry extras on top of ``base`` (default: the default policy)."""
     attempts = _extra(extras, "max_attempts")
     if attempts is not None:
         try:
             attempts = int(attempts)
         except (TypeError, ValueError):
             raise _error(conn_id, f"extra 'max_attempts' must be a whole number, got {attempts!r}") from None
+    on_ambiguous = _extra(extras, "on_ambiguous")
+    if on_ambiguous is not None and str(on_ambiguous).strip().lower() not in ON_AMBIGUOUS_CHOICES:
+        raise _error(
+            conn_id,
+            f"extra 'on_ambiguous' must be one of {', '.join(ON_AMBIGUOUS_CHOICES)}, got {on_ambiguous!r}",
+        )
+    if on_ambiguous is None and _bool(conn_id, "retry_on_ambiguous", _extra(extras, "retry_on_ambiguous")):
+        on_ambiguous = "resend"
     try:
-        return base.with_overrides(
+        return (base or RetryPolicy()).with_overrides(
             max_attempts=attempts,
             backoff=_float(conn_id, "backoff", _extra(extras, "backoff")),
             max_backoff=_float(conn_id, "max_backoff", _extra(extras, "max_backoff")),
             max_retry_after=_float(conn_id, "max_retry_after", _extra(extras, "max_retry_after")),
-            retry_on_ambiguous=_bool(conn_id, "retry_on_ambiguous", _extra(extras, "retry_on_ambiguous")),
+            on_ambiguous=str(on_ambiguous).strip().lower() if on_ambiguous is not None else None,
         )
     except ImkitConfigurationError as exc:
         raise _error(conn_id, str(exc)) from None
@@ -235,3 +258,77 @@ def unknown_extras(extras: Mapping[str, Any]) -> list[str]:
     """Names in ``extra`` that the hook does not read (likely typos)."""
     known = set(KNOWN_EXTRAS) | {f"extra__imkit__{name}" for name in KNOWN_EXTRAS}
     return sorted(str(name) for name in extras if name not in known)
+
+
+def settings_from(
+    conn_id: str,
+    *,
+    host: str | None,
+    password: str | None,
+    schema: str | None = None,
+    port: int | None = None,
+    conn_type: str | None = None,
+    extras: Mapping[str, Any] | None = None,
+    timeout: float | tuple[float, float] | None = None,
+    deadline: float | None = None,
+    retry: RetryPolicy | None = None,
+) -> ImkitSettings:
+    """
+    Everything a client needs, from a connection's fields and the caller's overrides.
+
+    ``timeout``, ``deadline`` and ``retry`` given here win over the extras; a ``retry``
+    policy replaces the retry extras as a whole.
+
+    :raises ImkitConfigurationError: a field or extra is unusable; the text names it.
+    """
+    extras = extras or {}
+    return ImkitSettings(
+        conn_id=conn_id,
+        base_url=base_url_from(conn_id, host, schema, port, conn_type),
+        api_key=api_key_from(conn_id, password),
+        timeout=timeout_from(conn_id, extras, timeout),
+        deadline=deadline_from(conn_id, extras, deadline),
+        verify=verify_from(conn_id, extras),
+        proxy=proxy_from(extras),
+        retry=retry if retry is not None else retry_from(conn_id, extras),
+        scheme_assumed="://" not in (host or "") and scheme_for(schema, conn_type) is None,
+    )
+
+
+def parse_extra(conn_id: str, extra: str | None) -> dict[str, Any]:
+    """A connection's ``extra`` text as a dict; raises naming the connection when it is not one."""
+    try:
+        extras = json.loads(extra) if extra else {}
+    except ValueError:
+        raise _error(conn_id, "the extra is not valid JSON") from None
+    if not isinstance(extras, dict):
+        raise _error(conn_id, "the extra must be a JSON object")
+    return extras
+
+
+@functools.lru_cache(maxsize=64)
+def cached_settings(
+    conn_id: str,
+    fields: tuple[Any, ...],
+    timeout: float | tuple[float, float] | None,
+    deadline: float | None,
+    retry: RetryPolicy | None,
+) -> ImkitSettings:
+    """
+    :func:`settings_from` for a connection's exact ``(host, password, schema, port, conn_type,
+    extra)``, parsed once per process: a hook per message, or per callback in the DAG
+    processor, reuses them, and a changed field is a new key.
+    """
+    host, password, schema, port, conn_type, extra = fields
+    return settings_from(
+        conn_id,
+        host=host,
+        password=password,
+        schema=schema,
+        port=port,
+        conn_type=conn_type,
+        extras=parse_extra(conn_id, extra),
+        timeout=timeout,
+        deadline=deadline,
+        retry=retry,
+    )

@@ -6,6 +6,8 @@ it. Values are described by type and length only where they might be secret or h
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -62,16 +64,43 @@ def optional_bool(field: str, value: Any) -> bool | None:
     raise ImkitValidationError(field, f"must be True, False or None, got {_show(value)}")
 
 
+#: What an id in a list field may not hold once the list is parsed (a sign of a wrong split).
+_NOT_IN_LIST_IDS = re.compile(r"[\s,;\[\]\(\)'\"]")
+
+
+def _split_list_text(field: str, text: str) -> list[Any]:
+    """Parse list text: ``'["a", "b"]'`` (JSON), ``"['a', 'b']"`` (a rendered Python list),
+    ``"a,b"`` / ``"a; b"`` (as Airflow's EmailOperator reads ``to``), or one id."""
+    stripped = text.strip()
+    if stripped.startswith(("[", "(")) and stripped.endswith(("]", ")")):
+        try:
+            parsed = json.loads(stripped)
+        except ValueError:
+            try:
+                parsed = ast.literal_eval(stripped)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                raise ImkitValidationError(
+                    field, f"looks like a list but cannot be parsed: {_show(text)}"
+                ) from None
+        if not isinstance(parsed, list | tuple):
+            raise ImkitValidationError(field, f"must be a list of ids, got {_show(text)}")
+        return list(parsed)
+    return [part.strip() for part in re.split(r"[,;]", text) if part.strip()]
+
+
 def user_ids(field: str, value: Any) -> list[str] | None:
     """
-    Check a list of user ids: None, one id string, or an iterable of id strings.
+    Check a list of ids (mentions, rooms, receivers): None, a list or other iterable of id
+    strings, or a string holding one id, ``"a,b"`` / ``"a;b"``, or the text of a JSON or
+    Python list (what a template renders a list to).
 
-    Order is kept and duplicates are dropped. An empty iterable means "none" (None).
+    Order is kept and duplicates are dropped. Empty means "none" (None). An id that still
+    holds whitespace, a comma, a semicolon, brackets or quotes after parsing is an error.
     """
     if value is None:
         return None
     if isinstance(value, str):
-        return [identifier(field, value)]
+        value = _split_list_text(field, value)
     if isinstance(value, bytes | bytearray | dict) or not isinstance(value, Iterable):
         raise ImkitValidationError(
             field, f"must be a user id string or a list of user id strings, got {_show(value)}"
@@ -79,9 +108,66 @@ def user_ids(field: str, value: Any) -> list[str] | None:
     ids: list[str] = []
     for index, item in enumerate(value):
         checked = identifier(f"{field}[{index}]", item)
+        if _NOT_IN_LIST_IDS.search(checked):
+            raise ImkitValidationError(
+                f"{field}[{index}]",
+                f"{checked!r} is not an id (whitespace, comma, semicolon, bracket or quote in it): "
+                "give a list, or ids separated by commas",
+            )
         if checked not in ids:
             ids.append(checked)
     return ids or None
+
+
+def message_body(
+    room: Any,
+    sender: Any,
+    message: Any,
+    message_type: Any = "text",
+    push: Any = None,
+    skip_total_badge: Any = None,
+    mentions: Any = None,
+) -> dict[str, Any]:
+    """The checked ``POST /messages`` body, in IMKIT's field names; None fields are left out
+    so that the server's defaults apply."""
+    body: dict[str, Any] = {
+        "room": identifier("room", room),
+        "sender": identifier("sender", sender),
+        "message": text("message", message),
+        "messageType": identifier("message_type", message_type),
+    }
+    optional = {
+        "push": optional_bool("push", push),
+        "skipTotalBadge": optional_bool("skip_total_badge", skip_total_badge),
+        "mentions": user_ids("mentions", mentions),
+    }
+    body.update({name: value for name, value in optional.items() if value is not None})
+    return body
+
+
+def batch_body(
+    message: Any,
+    rooms: Any,
+    receivers: Any,
+    values: Any,
+    sender: Any = None,
+    message_type: Any = "text",
+    push: Any = None,
+    skip_total_badge: Any = None,
+) -> dict[str, Any]:
+    """The checked ``POST /messages/batch`` body; None fields are left out."""
+    body: dict[str, Any] = {
+        "message": text("message", message),
+        "messageType": identifier("message_type", message_type),
+        "paras": batch_recipients(rooms, receivers, values),
+    }
+    optional = {
+        "sender": None if sender is None else identifier("sender", sender),
+        "push": optional_bool("push", push),
+        "skipTotalBadge": optional_bool("skip_total_badge", skip_total_badge),
+    }
+    body.update({name: value for name, value in optional.items() if value is not None})
+    return body
 
 
 _PLACEHOLDER = re.compile(r"\$[^$\s]+\$")
@@ -127,3 +213,49 @@ def batch_recipients(
                 para[key] = str(value)
             paras.append(para)
     return paras
+
+
+# -- values rendered by Airflow's templates (operators and notifier) ------------------------------
+
+
+def rendered_text(value: Any) -> str | None:
+    """
+    A message rendered by a template, as text: numbers, bools, dates and Decimals as their
+    text (native rendering returns them as objects), a dict or list as compact JSON text.
+
+    :return: the text, or None when the value is None or blank (the caller decides).
+    """
+    if value is None:
+        return None
+    if isinstance(value, dict | list | tuple):
+        value = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    elif not isinstance(value, str):
+        value = str(value)
+    return value if value.strip() else None
+
+
+def rendered_id(value: Any) -> Any:
+    """An id rendered by a template: a number (native rendering of ``"1234"``) as its text."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def rendered_ids(value: Any) -> Any:
+    """A list field rendered by a template: numbers among the ids as their text."""
+    if isinstance(value, list | tuple):
+        return [rendered_id(item) for item in value]
+    return rendered_id(value)
+
+
+def rendered_mapping(value: Any) -> Any:
+    """A dict field rendered by a template as text (``"{'a': 1}"`` or JSON): the dict again."""
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            try:
+                return ast.literal_eval(value.strip())
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                return value
+    return value

@@ -74,7 +74,7 @@ def run_load(messages: int = 20_000, threads: int = 8, rate_limit: int = 1000) -
         os.environ[variable] = json.dumps({"conn_type": "imkit", "host": sandbox.url, "password": API_KEY})
         try:
             # One hook shared by every thread: it keeps a pooled session per thread.
-            with ImkitHook(CONN_ID, sleep=clock.sleep, max_attempts=10) as hook:
+            with ImkitHook(CONN_ID, sleep=clock.sleep, retry=10) as hook:
 
                 def send(token: str) -> None:
                     try:

@@ -178,7 +178,7 @@ def bench_fanout(rooms: int, repeats: int) -> list[str]:
             result = interleaved(
                 {"one batch request": batch, f"{rooms} send_message calls": sends}, 1, repeats
             )
-        sandbox.app.flush_batches()
+        sandbox.flush_batches()
     batch_s, sends_s = result["one batch request"], result[f"{rooms} send_message calls"]
     return [
         f"| one batch request to {rooms} rooms | {batch_s * 1e3:.1f} ms |",

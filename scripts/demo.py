@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_imkit.sandbox import ImkitSandbox
-from airflow_provider_imkit.sandbox.dagrun import DagRunOutcome, airflow_env, migrate, run_dag
+from airflow_provider_imkit.testing import DagRunOutcome, airflow_env, migrate, run_dag
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGS = ROOT / "example_dags"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (or refresh) a virtualenv with one Airflow version and this project installed
-# editable with its test and lint extras.
+# editable with its test and lint extras, pinned by constraints/airflow-<version>.txt
+# (refresh those with scripts/constraints.sh).
 #   usage: scripts/setup-venv.sh VENV_DIR AIRFLOW_VERSION
 # uv is taken from PATH, else installed from PyPI into .tools/ (nothing else is needed
 # on the machine but Python 3.11). Every install uses --compile-bytecode: this machine
@@ -11,25 +12,23 @@ venv="${1:?usage: setup-venv.sh VENV_DIR AIRFLOW_VERSION}"
 airflow_version="${2:?usage: setup-venv.sh VENV_DIR AIRFLOW_VERSION}"
 python="${PYTHON:-python3.11}"
 command -v "$python" >/dev/null 2>&1 || python=python3
+uv="$("$here/scripts/uv.sh")"
 
-uv="$(command -v uv || true)"
-if [ -z "$uv" ]; then
-    uv="$here/.tools/bin/uv"
-    if [ ! -x "$uv" ]; then
-        echo "==> installing uv into .tools/" >&2
-        "$python" -m venv "$here/.tools"
-        "$here/.tools/bin/python" -m pip install --quiet --disable-pip-version-check uv
-    fi
+constraints="$here/constraints/airflow-$airflow_version.txt"
+pin=()
+if [ -f "$constraints" ]; then
+    pin=(--constraint "$constraints")
+else
+    echo "==> no constraints/airflow-$airflow_version.txt: resolving freely (scripts/constraints.sh $airflow_version pins it)" >&2
 fi
-
 stamp="$venv/.imkit-stamp"
-want="airflow=$airflow_version $(cat "$here/pyproject.toml" | cksum)"
+want="airflow=$airflow_version $(cat "$here/pyproject.toml" "$constraints" 2>/dev/null | cksum)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
 fi
 echo "==> preparing $venv (Airflow $airflow_version)" >&2
 [ -x "$venv/bin/python" ] || "$uv" venv --quiet --python "$python" "$venv"
-"$uv" pip install --quiet --compile-bytecode --python "$venv/bin/python" \
+"$uv" pip install --quiet --compile-bytecode --python "$venv/bin/python" "${pin[@]}" \
     "apache-airflow==$airflow_version" -e "$here[test,lint]"
 # The project is installed editable: compile its bytecode too, or every DAG parse and
 # test run would recompile it (PYTHONDONTWRITEBYTECODE=1 keeps Python from caching it).

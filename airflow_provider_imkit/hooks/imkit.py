@@ -1,49 +1,36 @@
-"""ImkitHook: an Airflow connection turned into a pooled, retrying HTTP client for IMKIT."""
+"""ImkitHook: an Airflow connection turned into an :class:`~airflow_provider_imkit.client.ImkitClient`."""
 
 from __future__ import annotations
 
-import copy
-import json
-import os
-import threading
 import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import requests
-import tenacity
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_imkit import DEFAULT_CONN_ID, __version__, validation
-from airflow_provider_imkit.envelope import parse_response
-from airflow_provider_imkit.exceptions import (
-    ImkitApiError,
-    ImkitAuthenticationError,
-    ImkitConnectionError,
-    ImkitError,
-    ImkitNotFoundError,
+from airflow_provider_imkit import DEFAULT_CONN_ID, validation
+from airflow_provider_imkit.client import NOT_FOUND, ImkitClient
+from airflow_provider_imkit.connection_form import (
+    connection_form_widgets,
+    connection_test_advice,
+    ui_field_behaviour,
 )
-from airflow_provider_imkit.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_provider_imkit.exceptions import ImkitError
+from airflow_provider_imkit.read_back import READ_BACK_CLOCK_SKEW_MS, find_message, message_fields
 from airflow_provider_imkit.retry import RetryPolicy
 from airflow_provider_imkit.settings import (
+    KNOWN_EXTRAS,
     ImkitSettings,
-    api_key_from,
-    base_url_from,
-    deadline_from,
-    proxy_from,
-    retry_from,
-    timeout_from,
+    cached_settings,
+    parse_extra,
     unknown_extras,
-    verify_from,
 )
-from airflow_provider_imkit.transport import DeadlineAdapter, deadline, transport_error
+from airflow_provider_imkit.version_compat import SDK_MASKS_CONNECTION_SECRETS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from types import TracebackType
-
-USER_AGENT = f"airflow-provider-imkit/{__version__}"
 
 
 def path_segment(value: str) -> str:
@@ -56,20 +43,19 @@ class ImkitHook(BaseHook):
     Interact with IMKIT's Platform API.
 
     The connection's host is the Base URL (``https://<app>.imkit.io``, or any self-hosted
-    server) and its password is the platform API key, sent as the ``IM-API-KEY`` header.
-    Every call goes through one request path that owns timeouts, retries and error mapping.
-    One hook may be shared by several threads: each thread gets its own pooled session.
+    server; a bare host gets https unless the connection type is ``http``) and its password
+    is the platform API key, sent as the ``IM-API-KEY`` header. Every call goes through the
+    client's one request path, which owns timeouts, retries and error mapping. One hook may
+    be shared by several threads.
 
     :param imkit_conn_id: Airflow connection id of type ``imkit``.
     :param timeout: seconds, a number for both or a ``(connect, read)`` pair; overrides the
         connection's ``timeout`` extras (default 10 s connect, 30 s read).
     :param deadline: seconds one call may take in all (connects, reads, retries and waits
         included), whatever the server does; overrides the ``deadline`` extra (default 120).
-    :param max_attempts: attempts per request, the first included; overrides the extras.
-    :param retry_on_ambiguous: also retry failures after which the message may have been
-        stored (may post twice); overrides the extras. Default False.
-    :param retry_policy: a complete :class:`RetryPolicy`; when given, the connection's
-        retry extras and the two arguments above are ignored.
+    :param retry: a :class:`~airflow_provider_imkit.retry.RetryPolicy`, or an int as the
+        shortcut for ``max_attempts``; replaces the connection's retry extras. Default: the
+        extras, else 3 attempts with ``on_ambiguous="reconcile"``.
     :param sleep: the function used to wait between attempts (tests inject a fake one).
     """
 
@@ -84,255 +70,81 @@ class ImkitHook(BaseHook):
         *,
         timeout: float | tuple[float, float] | None = None,
         deadline: float | None = None,
-        max_attempts: int | None = None,
-        retry_on_ambiguous: bool | None = None,
-        retry_policy: RetryPolicy | None = None,
+        retry: RetryPolicy | int | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__()
         self.imkit_conn_id = imkit_conn_id
         self._timeout = timeout
         self._deadline = deadline
-        self._max_attempts = max_attempts
-        self._retry_on_ambiguous = retry_on_ambiguous
-        self._retry_policy = retry_policy
+        self._retry = RetryPolicy.coerce(retry)
         self._sleep = sleep
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._lock = threading.Lock()
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra connection form fields for Airflow 2.11 to 3.1 (3.2+ reads ``conn-fields``)."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import BooleanField, StringField
-
-        def text(name: str) -> Any:
-            field = CONN_FIELDS[name]
-            return StringField(
-                lazy_gettext(field["label"]), widget=BS3TextFieldWidget(), description=field["description"]
-            )
-
-        widgets = {name: text(name) for name in ("timeout", "max_attempts", "proxy", "verify")}
-        field = CONN_FIELDS["retry_on_ambiguous"]
-        widgets["retry_on_ambiguous"] = BooleanField(
-            lazy_gettext(field["label"]), default=False, description=field["description"]
-        )
-        return widgets
+        return connection_form_widgets()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Connection form layout for Airflow 2.11 to 3.1 (3.2+ reads get_provider_info)."""
-        # The hook method spells the keys with underscores, provider info with hyphens.
-        return {key.replace("-", "_"): copy.deepcopy(value) for key, value in UI_FIELD_BEHAVIOUR.items()}
+        return ui_field_behaviour()
 
-    # -- connection and session ------------------------------------------------------------
+    # -- connection -> settings -> client -------------------------------------------------------
+
+    @cached_property
+    def extras(self) -> dict[str, Any]:
+        """The connection's extras (read once)."""
+        return parse_extra(self.imkit_conn_id, self._connection.extra)
+
+    @cached_property
+    def _connection(self) -> Any:
+        conn = self.get_connection(self.imkit_conn_id)
+        if conn.password and not SDK_MASKS_CONNECTION_SECRETS:
+            # Airflow 2 masks the password itself too; the SDK of Airflow 3 does when it fetches
+            # the connection, and its mask_secret would send the value to the supervisor's log.
+            from airflow.providers.common.compat.sdk import mask_secret
+
+            mask_secret(conn.password)
+        return conn
 
     @cached_property
     def settings(self) -> ImkitSettings:
         """The connection read once: base URL, API key, timeouts, TLS, proxy and retry policy."""
-        conn = self.get_connection(self.imkit_conn_id)
-        conn_id = self.imkit_conn_id
-        if conn.password:
-            mask_secret(conn.password)
-        api_key = api_key_from(conn_id, conn.password)
-        extras = conn.extra_dejson
-        unknown = unknown_extras(extras)
+        conn = self._connection
+        unknown = unknown_extras(self.extras)
         if unknown:
-            self.log.warning("IMKIT connection %r: ignoring unknown extras %s", conn_id, unknown)
-        if self._retry_policy is not None:
-            policy = self._retry_policy
-        else:
-            policy = retry_from(conn_id, extras, RetryPolicy()).with_overrides(
-                max_attempts=self._max_attempts, retry_on_ambiguous=self._retry_on_ambiguous
-            )
-        return ImkitSettings(
-            conn_id=conn_id,
-            base_url=base_url_from(conn_id, conn.host, conn.schema, conn.port),
-            api_key=api_key,
-            timeout=timeout_from(conn_id, extras, self._timeout),
-            deadline=deadline_from(conn_id, extras, self._deadline),
-            verify=verify_from(conn_id, extras),
-            proxy=proxy_from(extras),
-            retry=policy,
-        )
+            self.log.warning("IMKIT connection %r: ignoring unknown extras %s", self.imkit_conn_id, unknown)
+        fields = (conn.host, conn.password, conn.schema, conn.port, conn.conn_type, conn.extra)
+        return cached_settings(self.imkit_conn_id, fields, self._timeout, self._deadline, self._retry)
 
-    def get_conn(self) -> requests.Session:
-        """Return this thread's pooled session, creating it on first use."""
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            settings = self.settings
-            session = requests.Session()
-            adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-            session.headers.update(
-                {
-                    "IM-API-KEY": settings.api_key,
-                    "Content-Type": "application/json; charset=utf-8",
-                    "Accept": "application/json",
-                    "User-Agent": USER_AGENT,
-                }
-            )
-            # Read the environment once per session, not on every request: requests would scan
-            # every environment variable for proxies per call (a large share of its cost in
-            # an Airflow worker), consult ~/.netrc, and let REQUESTS_CA_BUNDLE override an
-            # explicit verify=False or CA bundle.
-            session.trust_env = False
-            if settings.proxy:
-                session.proxies = {"http": settings.proxy, "https": settings.proxy}
-            else:
-                session.proxies = _environ_proxies(settings.base_url)
-            session.verify = _effective_verify(settings.verify)
-            with self._lock:
-                self._sessions.append(session)
-            self._local.session = session
-        return session
+    @cached_property
+    def client(self) -> ImkitClient:
+        """The client for this connection (pooled sessions, one per thread)."""
+        return ImkitClient(self.settings, log=self.log, sleep=self._sleep)
+
+    def get_conn(self) -> Any:
+        """Return this thread's pooled ``requests.Session``."""
+        return self.client.session()
 
     def close(self) -> None:
         """Close every pooled connection this hook opened (in any thread)."""
-        with self._lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
-        self._local = threading.local()
+        if "client" in self.__dict__:
+            self.client.close()
 
     def __enter__(self) -> ImkitHook:
         return self
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
 
-    # -- the one request path ----------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send one API call and return its ``result``: see :meth:`ImkitClient.request`."""
+        return self.client.request(method, path, **kwargs)
 
-    def _redact(self, text: str) -> str:
-        key = self.settings.api_key
-        return text.replace(key, "***") if key else text
-
-    def _attempt(
-        self, method: str, path: str, data: bytes | None, params: Mapping[str, Any] | None, at: float
-    ) -> Any:
-        settings = self.settings
-        remaining = at - time.monotonic()
-        if remaining <= 0:
-            raise ImkitConnectionError(
-                method,
-                path,
-                f"deadline of {settings.deadline:g} s reached before sending",
-                maybe_delivered=False,
-            )
-        connect_timeout, read_timeout = settings.timeout
-        try:
-            with deadline(at):
-                response = self.get_conn().request(
-                    method,
-                    settings.base_url + path,
-                    data=data,
-                    params=params,
-                    timeout=(min(connect_timeout, remaining), min(read_timeout, remaining)),
-                    allow_redirects=False,
-                )
-        except requests.RequestException as exc:
-            error = transport_error(method, path, exc, self._redact)
-            if time.monotonic() >= at - 0.001:
-                raise ImkitConnectionError(
-                    method,
-                    path,
-                    f"deadline of {settings.deadline:g} s reached ({error.reason})",
-                    maybe_delivered=error.maybe_delivered,
-                    permanent=error.permanent,
-                ) from exc
-            raise error from exc
-        if 300 <= response.status_code <= 399:
-            # Never follow: a redirect would carry the IM-API-KEY header to another URL.
-            raise ImkitApiError(
-                method=method,
-                path=path,
-                status_code=response.status_code,
-                message=self._redact(
-                    f"redirected to {response.headers.get('Location', '?')}; set the connection's "
-                    "Base URL to the final address (redirects are not followed)"
-                ),
-            )
-        return parse_response(
-            method=method,
-            path=path,
-            status_code=response.status_code,
-            headers=response.headers,
-            content=response.content,
-            redact=self._redact,
-        )
-
-    def _log_retry(self, method: str, path: str) -> Callable[[tenacity.RetryCallState], None]:
-        def log_retry(state: tenacity.RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            self.log.warning(
-                "IMKIT %s %s attempt %d failed (%s); retrying in %.1f s",
-                method,
-                path,
-                state.attempt_number,
-                error,
-                state.upcoming_sleep,
-            )
-
-        return log_retry
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> tuple[Any, int]:
-        """
-        Send one API call with the retry policy and return ``(result, attempts)``.
-
-        Endpoint methods call this and nothing else: it alone joins the URL, sets headers
-        and timeouts, retries, parses the envelope and maps errors.
-
-        :param method: HTTP method.
-        :param path: API path starting with ``/``; ids in it must be encoded with
-            :func:`path_segment`.
-        :param json_body: the JSON body, sent UTF-8 encoded (CJK and emoji as they are).
-        :param params: query string parameters.
-        :param retry: a policy for this call only (default: the hook's).
-        :raises ImkitApiError: the server answered with an error.
-        :raises ImkitConnectionError: no response could be had.
-        """
-        policy = retry or self.settings.retry
-        data = None
-        if json_body is not None:
-            data = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        at = time.monotonic() + self.settings.deadline
-
-        def stop(state: tenacity.RetryCallState) -> bool:
-            # No attempt beyond max_attempts, and no wait that would end past the deadline.
-            return (
-                state.attempt_number >= policy.max_attempts or time.monotonic() + state.upcoming_sleep >= at
-            )
-
-        retrying = tenacity.Retrying(
-            stop=stop,
-            retry=tenacity.retry_if_exception(policy.is_retryable),
-            wait=lambda state: policy.wait_before(
-                state.attempt_number, state.outcome.exception() if state.outcome else None
-            ),
-            sleep=self._sleep,
-            before_sleep=self._log_retry(method, path),
-            reraise=True,
-        )
-        result = retrying(self._attempt, method, path, data, params, at)
-        return result, retrying.statistics.get("attempt_number", 1)
-
-    # -- endpoints -------------------------------------------------------------------------
+    # -- endpoints -------------------------------------------------------------------------------
 
     def send_message(
         self,
@@ -343,50 +155,72 @@ class ImkitHook(BaseHook):
         message_type: str = "text",
         push: bool | None = None,
         skip_total_badge: bool | None = None,
-        mentions: str | list[str] | tuple[str, ...] | None = None,
+        mentions: str | Iterable[str] | None = None,
     ) -> dict[str, Any]:
         """
         Send a message to a room (``POST /messages``) and return the stored message object.
 
+        When an attempt may have been stored without an answer (read timeout, connection lost
+        after sending, 500/502/504), the retry policy's ``on_ambiguous`` decides: with
+        ``reconcile`` (default) the room is read back (``GET /rooms/{room}/messages/v3``) and
+        the stored message returned if found, sent again only if proven absent.
+
         :param room: id of the room.
         :param sender: id of an existing user who sends the message.
-        :param message: the message text.
+        :param message: the message text (non-empty).
         :param message_type: ``text`` (default), ``announcement``, ``image`` or an
             app-defined type.
         :param push: send push notifications to the room's members; None leaves the server's
             default (true).
         :param skip_total_badge: do not count the message in members' badge totals; None
             leaves the server's default (false).
-        :param mentions: a user id, or ids, to notify as mentioned; duplicates are dropped.
+        :param mentions: user ids to notify as mentioned: a list, one id, ``"a,b"``/``"a;b"``,
+            or the text of a JSON/Python list; duplicates are dropped.
         :return: the message object: ``_id``, ``room``, ``message``, ``messageType``,
             ``sender`` (an id, or a user object on some servers), ``messageTimeMS``...
         :raises ImkitValidationError: an argument is invalid; nothing was sent.
+        :raises ImkitNotFoundError: no such room (``exc.room``) or sender (``exc.sender``).
+        :raises ImkitError: any other failure, typed (see the README's error table).
         """
-        body: dict[str, Any] = {
-            "room": validation.identifier("room", room),
-            "sender": validation.identifier("sender", sender),
-            "message": validation.text("message", message),
-            "messageType": validation.identifier("message_type", message_type),
-        }
-        optional = {
-            "push": validation.optional_bool("push", push),
-            "skipTotalBadge": validation.optional_bool("skip_total_badge", skip_total_badge),
-            "mentions": validation.user_ids("mentions", mentions),
-        }
-        body.update({name: value for name, value in optional.items() if value is not None})
-        started = time.monotonic()
-        result, attempts = self.request("POST", "/messages", json_body=body)
-        _expect_object("POST", "/messages", result, "a message object")
-        self.log.info(
-            "IMKIT message %s sent to room %s (%d attempt%s, %.0f ms)",
-            result.get("_id"),
-            room,
-            attempts,
-            "" if attempts == 1 else "s",
-            (time.monotonic() - started) * 1000,
+        body = validation.message_body(room, sender, message, message_type, push, skip_total_badge, mentions)
+        since_ms = int(time.time() * 1000) - READ_BACK_CLOCK_SKEW_MS
+
+        def read_back(until: float) -> Any:
+            found = find_message(self.client, **message_fields(body), since_ms=since_ms, until=until)
+            return NOT_FOUND if found is None else found
+
+        result: dict[str, Any] = self.client.request(
+            "POST",
+            "/messages",
+            json_body=body,
+            expect="a message object",
+            subject={"room": room, "sender": sender},
+            reconcile=read_back,
         )
-        self.log.debug("IMKIT message text: %s", message)
+        self.log.info("IMKIT message %s sent to room %s", result.get("_id"), room)
         return result
+
+    def find_message(
+        self,
+        *,
+        room: str,
+        sender: str,
+        message: str,
+        message_type: str = "text",
+        mentions: str | Iterable[str] | None = None,
+        since_ms: int,
+    ) -> dict[str, Any] | None:
+        """
+        Find a message in a room's history (``GET /rooms/{room}/messages/v3``): same sender,
+        type, text and mentions, created at or after ``since_ms`` (ms since the epoch).
+
+        :return: the newest such message as the room lists it, or None when proven absent.
+        :raises ImkitReadBackError: the room holds more than 500 messages since ``since_ms``
+            (absence cannot be proven).
+        :raises ImkitError: the room could not be read.
+        """
+        body = validation.message_body(room, sender, message, message_type, None, None, mentions)
+        return find_message(self.client, **message_fields(body), since_ms=since_ms)
 
     def send_batch(
         self,
@@ -404,12 +238,13 @@ class ImkitHook(BaseHook):
         Send one message to many rooms and/or users in one request (``POST /messages/batch``).
 
         IMKIT queues the batch and delivers it shortly after; the result only says it was
-        accepted. Note that ``push`` defaults to **false** on this endpoint (true on
-        :meth:`send_message`).
+        accepted. ``push`` defaults to **false** on this endpoint (true on :meth:`send_message`).
+        A batch cannot be read back: after an ambiguous failure it is never sent again
+        (unless the policy says ``resend``), and the error is raised.
 
         :param message: the text; ``$name$``-style placeholders are replaced per recipient.
-        :param rooms: room ids to post to.
-        :param receivers: user ids to message directly.
+        :param rooms: room ids to post to (list syntax as for ``mentions``).
+        :param receivers: user ids to message directly (list syntax as for ``mentions``).
         :param values: per-recipient placeholder values, keyed by room or user id:
             ``{"team-a": {"$team$": "Analytics"}}``. Keys must look like ``$name$``.
         :param sender: id of the sending user; None lets the server choose (system).
@@ -419,26 +254,18 @@ class ImkitHook(BaseHook):
         :return: ``{"batchID": ..., "count": ...}``.
         :raises ImkitValidationError: no recipient, a bad id, or a malformed placeholder.
         """
-        body: dict[str, Any] = {
-            "message": validation.text("message", message),
-            "messageType": validation.identifier("message_type", message_type),
-            "paras": validation.batch_recipients(rooms, receivers, values),
-        }
-        optional = {
-            "sender": None if sender is None else validation.identifier("sender", sender),
-            "push": validation.optional_bool("push", push),
-            "skipTotalBadge": validation.optional_bool("skip_total_badge", skip_total_badge),
-        }
-        body.update({name: value for name, value in optional.items() if value is not None})
-        result, attempts = self.request("POST", "/messages/batch", json_body=body)
-        _expect_object("POST", "/messages/batch", result, "a batch result")
-        self.log.info(
-            "IMKIT batch %s accepted for %s recipients (%d attempt%s)",
-            result.get("batchID"),
-            result.get("count", len(body["paras"])),
-            attempts,
-            "" if attempts == 1 else "s",
+        body = validation.batch_body(
+            message, rooms, receivers, values, sender, message_type, push, skip_total_badge
         )
+        result: dict[str, Any] = self.client.request(
+            "POST",
+            "/messages/batch",
+            json_body=body,
+            expect="a batch result",
+            subject={"sender": sender} if sender else None,
+        )
+        count = result.get("count", len(body["paras"]))
+        self.log.info("IMKIT batch %s accepted for %s recipients", result.get("batchID"), count)
         return result
 
     def recall_message(self, room: str, message_id: str) -> dict[str, Any]:
@@ -448,12 +275,16 @@ class ImkitHook(BaseHook):
         :param room: id of the room the message was sent to (percent-encoded in the path).
         :param message_id: the message's ``_id``, e.g. from a send task's XCom.
         :return: the recalled message (``message`` empty, ``messageType`` ``recall``).
+        :raises ImkitNotFoundError: no such room or message (``exc.room``, ``exc.message_id``).
         """
         room = validation.identifier("room", room)
         message_id = validation.identifier("message_id", message_id)
         path = f"/rooms/{path_segment(room)}/message"
-        result, _ = self.request("POST", path, json_body={"_id": message_id, "messageType": "recall"})
-        _expect_object("POST", path, result, "the recalled message")
+        body = {"_id": message_id, "messageType": "recall"}
+        subject = {"room": room, "message_id": message_id}
+        result: dict[str, Any] = self.client.request(
+            "POST", path, json_body=body, expect="the recalled message", subject=subject
+        )
         self.log.info("IMKIT message %s recalled in room %s", message_id, room)
         return result
 
@@ -476,8 +307,9 @@ class ImkitHook(BaseHook):
             body["nickname"] = validation.text("nickname", nickname)
         if avatar_url is not None:
             body["avatarUrl"] = validation.text("avatar_url", avatar_url)
-        result, _ = self.request("POST", "/admin/clients", json_body=body)
-        _expect_object("POST", "/admin/clients", result, "a user object")
+        result: dict[str, Any] = self.client.request(
+            "POST", "/admin/clients", json_body=body, expect="a user object", subject={"user_id": user_id}
+        )
         self.log.info("IMKIT user %s created or updated", user_id)
         return {key: value for key, value in result.items() if "token" not in key.lower()}
 
@@ -486,60 +318,21 @@ class ImkitHook(BaseHook):
         Check the connection with a read-only call (``GET /admin/connection-count``).
 
         Never sends a message. Used by Airflow's "Test" button and ``airflow connections test``.
+        Extras with names the hook does not know (typos such as ``timout``) fail the test.
 
         :return: ``(True, text)`` when IMKIT answered, else ``(False, what to fix)``.
         """
         try:
+            unknown = unknown_extras(self.extras)
+            if unknown:
+                return False, (
+                    f"Connection {self.imkit_conn_id!r} has unknown extras {unknown} (misspelt?); "
+                    f"known extras: {', '.join(KNOWN_EXTRAS)}."
+                )
             url = self.settings.base_url
-            result, _ = self.request("GET", "/admin/connection-count", retry=RetryPolicy(max_attempts=1))
+            result = self.client.request("GET", "/admin/connection-count", retry=RetryPolicy(max_attempts=1))
         except ImkitError as exc:
-            return False, _connection_advice(self.imkit_conn_id, exc)
-        count = result.get("count") if isinstance(result, dict) else None
+            return False, connection_test_advice(self.imkit_conn_id, exc)
+        count = result.get("count")
         detail = f" ({count} client connections open)" if isinstance(count, int) else ""
         return True, f"Connected to IMKIT at {url}: the API key was accepted{detail}."
-
-
-def _environ_proxies(url: str) -> dict[str, str]:
-    """Proxies from the environment for ``url``, as requests finds them.
-
-    requests scans every environment variable for ``*_proxy`` names; when none of the
-    usual ones is set (the common case) there is nothing to find, so skip the scan.
-    """
-    names = ("http_proxy", "https_proxy", "all_proxy")
-    if not any(os.environ.get(name) or os.environ.get(name.upper()) for name in names):
-        return {}
-    return dict(requests.utils.get_environ_proxies(url))
-
-
-def _effective_verify(verify: bool | str) -> bool | str:
-    """What requests would verify against: with verify on, its CA bundle variables apply."""
-    if verify is True:
-        return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    return verify
-
-
-def _expect_object(method: str, path: str, result: Any, what: str) -> None:
-    if not isinstance(result, dict):
-        raise ImkitApiError(
-            method=method,
-            path=path,
-            status_code=200,
-            rc=0,
-            message=f"expected {what} as result, got {type(result).__name__}",
-        )
-
-
-def _connection_advice(conn_id: str, exc: ImkitError) -> str:
-    """Say what to fix for a failed connection test."""
-    if isinstance(exc, ImkitAuthenticationError):
-        what = exc.code or exc.status_code
-        return f"IMKIT rejected the API key ({what}): check the password of connection {conn_id!r}. {exc}"
-    if isinstance(exc, ImkitConnectionError) and exc.reason.startswith("TLS error"):
-        return f"TLS failed: {exc.reason}. For a self-hosted server set the extra 'verify' to its CA bundle."
-    if isinstance(exc, ImkitConnectionError):
-        return f"Cannot reach the server: {exc.reason}. Check the Base URL, proxy and network. ({exc})"
-    if isinstance(exc, ImkitNotFoundError | ImkitApiError) and (
-        exc.status_code in (404, 405) or (exc.rc is None and exc.code is None)
-    ):
-        return f"The Base URL answered, but not as IMKIT's Platform API: check the Base URL. ({exc})"
-    return str(exc)

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+import copy
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.notifier import BaseNotifier
 from airflow.providers.common.compat.sdk import redact
 
-from airflow_provider_imkit import DEFAULT_CONN_ID
+from airflow_provider_imkit import DEFAULT_CONN_ID, validation
+from airflow_provider_imkit.delivery import deliver
 from airflow_provider_imkit.exceptions import ImkitError
 from airflow_provider_imkit.notifications.default_message import default_message
+from airflow_provider_imkit.version_compat import AIRFLOW_V_3_1_PLUS
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Generator, Sequence
 
     import jinja2
     from airflow.providers.common.compat.sdk import Context
 
-
-def _airflow_3_1_plus() -> bool:
-    from airflow.providers.common.compat.version_compat import get_base_airflow_version_tuple
-
-    return get_base_airflow_version_tuple() >= (3, 1, 0)
+    from airflow_provider_imkit.retry import RetryPolicy
 
 
 class ImkitNotifier(BaseNotifier):
@@ -40,12 +39,17 @@ class ImkitNotifier(BaseNotifier):
     callbacks run with no task instance, for instance).
 
     Templates never crash the callback: a template that refers to a missing value is
-    rendered again with missing values empty, and a warning is logged.
+    rendered again with missing values empty, and a warning is logged. Each call renders
+    from the original templates into a copy, so one notifier (in ``default_args``, or a
+    DAG's callback run by the DAG processor for many runs) may be called any number of
+    times, from several threads at once. Under ``render_template_as_native_obj`` a message
+    that renders to a number, date or the like is sent as its text, a dict or list as JSON;
+    one that renders to nothing falls back to the default text.
 
-    Delivery prefers at-least-once: unlike the operator, the notifier also retries failures
-    after which the alert may already be stored (``retry_on_ambiguous=True``), so an alert
-    can arrive twice but is rarely lost. If IMKIT still cannot be reached, one ERROR line
-    with the facts is logged and the task's own state and exception are left untouched.
+    Delivery: a send that may have been stored without an answer is read back from the room
+    and never posted twice (``reconcile``, the default policy). If IMKIT still cannot be
+    reached, one ERROR line with the facts is logged and the task's own state and exception
+    are left untouched.
 
     :param room: id of the room to alert.
     :param sender: id of an existing IMKIT user who sends the alert.
@@ -53,10 +57,11 @@ class ImkitNotifier(BaseNotifier):
     :param message_type: ``text`` (default), ``announcement`` or an app-defined type.
     :param push: push-notify room members; None leaves the server's default (true).
     :param skip_total_badge: keep the alert out of badge totals; None = server default.
-    :param mentions: a user id or list of ids to notify as mentioned (e.g. the on-call).
+    :param mentions: user ids to notify as mentioned (e.g. the on-call): a list, one id,
+        ``"a,b"``, or a template rendering to a list.
     :param imkit_conn_id: the Airflow connection of type ``imkit``.
-    :param retry_on_ambiguous: also retry failures after which the alert may already be
-        stored (default True: at-least-once).
+    :param retry: a :class:`~airflow_provider_imkit.retry.RetryPolicy`, or an int (HTTP
+        attempts); default from the connection (3 attempts, ``reconcile``).
     :param timeout: seconds (or ``(connect, read)``) per HTTP attempt; default from the
         connection.
     """
@@ -81,11 +86,11 @@ class ImkitNotifier(BaseNotifier):
         skip_total_badge: bool | None = None,
         mentions: str | list[str] | None = None,
         imkit_conn_id: str = DEFAULT_CONN_ID,
-        retry_on_ambiguous: bool = True,
+        retry: RetryPolicy | int | None = None,
         timeout: float | tuple[float, float] | None = None,
         **kwargs: Any,
     ) -> None:
-        if _airflow_3_1_plus():
+        if AIRFLOW_V_3_1_PLUS:
             # From 3.1 BaseNotifier takes the context for async use (Deadline Alerts).
             super().__init__(**kwargs)
         else:
@@ -98,14 +103,14 @@ class ImkitNotifier(BaseNotifier):
         self.skip_total_badge = skip_total_badge
         self.mentions = mentions
         self.imkit_conn_id = imkit_conn_id
-        self.retry_on_ambiguous = retry_on_ambiguous
+        self.retry = retry
         self.timeout = timeout
         #: The message object of the last alert sent, or None.
         self.result: dict[str, Any] | None = None
 
-    # -- templating that never breaks a callback ---------------------------------------------
+    # -- rendering into a copy, never into self ---------------------------------------------
 
-    def get_template_env(self, dag: Any = None) -> jinja2.Environment:
+    def _template_env(self, dag: Any) -> jinja2.Environment:
         """
         The DAG's template environment, or a plain one when the DAG cannot give one.
 
@@ -114,77 +119,97 @@ class ImkitNotifier(BaseNotifier):
         """
         if dag is not None and callable(getattr(dag, "get_template_env", None)):
             try:
-                return super().get_template_env(dag=dag)
+                return self.get_template_env(dag=dag)
             except Exception as exc:
                 self.log.warning("IMKIT notifier: the DAG's template environment failed (%s)", exc)
-        return super().get_template_env(dag=None)
+        return self.get_template_env(dag=None)
 
-    def _render(self, template: Any, context: Any, dag: Any = None) -> Any:
-        # BaseNotifier._render reads context["dag"] (a KeyError on Airflow 2 when absent) and
-        # hands it to Templater, which reads dag.render_template_as_native_obj: skip a DAG
-        # object that lacks it (a serialized DAG, see get_template_env) and render as text.
-        dag = dag or context.get("dag")
-        if dag is not None and not hasattr(dag, "render_template_as_native_obj"):
-            dag = None
-        return super(BaseNotifier, self)._render(template, context, dag)
+    def _render_value(self, value: Any, context: Context, env: jinja2.Environment) -> Any:
+        if isinstance(value, str):
+            template = env.from_string(value)
+            # As Airflow renders: a shared context (no copy of it); native or text by the env.
+            return env.concat(
+                template.root_render_func(template.new_context(cast("dict[str, Any]", context), shared=True))
+            )
+        if isinstance(value, list | tuple):
+            return [self._render_value(item, context, env) for item in value]
+        return value
 
-    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
-        """Render each field; a failing template is rendered again with missing values empty."""
+    def rendered(self, context: Context) -> ImkitNotifier:
+        """A copy with every templated field rendered for ``context``; self is left as it is.
+
+        A template that fails (a missing value under StrictUndefined) is rendered again
+        with missing values empty, and a warning is logged.
+        """
         import jinja2
 
-        env = jinja_env or self.get_template_env(dag=context.get("dag"))
+        copied = copy.copy(self)
+        env = self._template_env(context.get("dag"))
         for field in self.template_fields:
             value = getattr(self, field)
             try:
-                rendered = self.render_template(value, context, env, set())
+                result = self._render_value(value, context, env)
             except Exception as exc:
-                lenient = env.overlay(undefined=jinja2.ChainableUndefined)
                 try:
-                    rendered = self.render_template(value, context, lenient, set())
+                    result = self._render_value(
+                        value, context, env.overlay(undefined=jinja2.ChainableUndefined)
+                    )
                 except Exception as again:
                     self.log.warning(
                         "IMKIT notifier: cannot render %r (%s); sending it unrendered", field, again
                     )
-                    rendered = value
+                    result = value
                 else:
                     self.log.warning(
                         "IMKIT notifier: %r refers to a missing value (%s); rendered as empty", field, exc
                     )
-            setattr(self, field, rendered)
+            setattr(copied, field, result)
+        return copied
 
     # -- sending -------------------------------------------------------------------------------
 
     def _send(self, context: Context) -> dict[str, Any] | None:
-        text: Any = self.message if self.message not in (None, "") else default_message(context)
+        """Send this (rendered) notifier's alert; log one ERROR line instead of raising."""
+        text = validation.rendered_text(self.message) or default_message(context)
         # Alerts quote errors and templates: never let a registered secret reach the chat room.
-        text = redact(text) if isinstance(text, str) else text
-        from airflow_provider_imkit.hooks.imkit import ImkitHook  # requests is only needed to send
-
-        hook = ImkitHook(self.imkit_conn_id, timeout=self.timeout, retry_on_ambiguous=self.retry_on_ambiguous)
+        text = str(redact(text))
         try:
-            with hook:
-                self.result = hook.send_message(
-                    room=self.room,
-                    sender=self.sender,
-                    message=text,
-                    message_type=self.message_type,
-                    push=self.push,
-                    skip_total_badge=self.skip_total_badge,
-                    mentions=self.mentions,
-                )
+            return deliver(
+                imkit_conn_id=str(self.imkit_conn_id),
+                retry=self.retry,
+                timeout=self.timeout,
+                room=self.room,
+                sender=self.sender,
+                message=text,
+                message_type=self.message_type,
+                push=self.push,
+                skip_total_badge=self.skip_total_badge,
+                mentions=self.mentions,
+            )
         except ImkitError as exc:
             # One clear line; the task's own state and exception stay as they are.
             self.log.error("IMKIT notification to room %r was not sent: %s", self.room, exc)
             return None
-        return self.result
 
     def notify(self, context: Context) -> None:
-        """Send the alert (sync): task and DAG callbacks."""
-        self._send(context)
+        """Render into a copy and send the alert (sync): task and DAG callbacks."""
+        self.result = self.rendered(context)._send(context)
 
     async def async_notify(self, context: Context) -> None:
-        """Send the alert (async, Airflow 3.1+ triggerer): the blocking send runs in a worker thread."""
-        await asyncio.to_thread(self._send, context)
+        """Render into a copy and send (async, Airflow 3.1+ triggerer); the blocking send runs
+        in a worker thread so the triggerer's event loop is never blocked."""
+        self.result = await asyncio.to_thread(self.rendered(context)._send, context)
+
+    def __call__(self, *args: Any) -> None:
+        """Airflow's callback entry point: ``notifier(context)``."""
+        context: Any = args[0] if args else {}
+        self._update_context(context)
+        self.notify(context)
+
+    def __await__(self) -> Generator[Any, None, None]:
+        """Deadline Alerts (AsyncCallback) await the notifier built with ``context=``."""
+        self._update_context(self.context)
+        return self.async_notify(self.context).__await__()
 
 
 #: Function-style alias, as Airflow's own notifiers provide (``send_slack_notification``...).

@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_imkit import DEFAULT_CONN_ID
+from airflow_provider_imkit import DEFAULT_CONN_ID, validation
+from airflow_provider_imkit.delivery import deliver, earlier_try_since_ms
+from airflow_provider_imkit.exceptions import ImkitValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_imkit.hooks.imkit import ImkitHook
+    from airflow_provider_imkit.retry import RetryPolicy
 
 #: A ``message`` ending in one of these (and without whitespace) names a template file.
 MESSAGE_TEMPLATE_EXTENSIONS = (".md", ".txt", ".j2", ".jinja2")
@@ -27,10 +30,8 @@ class ImkitBaseOperator(BaseOperator):
     :param imkit_conn_id: the Airflow connection of type ``imkit`` (default ``imkit_default``).
     :param timeout: seconds (or ``(connect, read)``) for each HTTP attempt; default from the
         connection (10 s connect, 30 s read).
-    :param max_attempts: HTTP attempts per call, the first included; default from the
-        connection (3).
-    :param retry_on_ambiguous: also retry failures after which the request may already have
-        taken effect; default from the connection (False).
+    :param retry: a :class:`~airflow_provider_imkit.retry.RetryPolicy`, or an int (the number
+        of HTTP attempts); default from the connection's extras (3 attempts, reconcile).
     """
 
     ui_color = "#4f8df7"
@@ -41,15 +42,13 @@ class ImkitBaseOperator(BaseOperator):
         *,
         imkit_conn_id: str = DEFAULT_CONN_ID,
         timeout: float | tuple[float, float] | None = None,
-        max_attempts: int | None = None,
-        retry_on_ambiguous: bool | None = None,
+        retry: RetryPolicy | int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.imkit_conn_id = imkit_conn_id
         self.timeout = timeout
-        self.max_attempts = max_attempts
-        self.retry_on_ambiguous = retry_on_ambiguous
+        self.retry = retry
 
     def get_hook(self) -> ImkitHook:
         """Build the hook for this task's connection and settings."""
@@ -57,12 +56,7 @@ class ImkitBaseOperator(BaseOperator):
         # would add ~30 ms to every parse of them.
         from airflow_provider_imkit.hooks.imkit import ImkitHook
 
-        return ImkitHook(
-            self.imkit_conn_id,
-            timeout=self.timeout,
-            max_attempts=self.max_attempts,
-            retry_on_ambiguous=self.retry_on_ambiguous,
-        )
+        return ImkitHook(self.imkit_conn_id, timeout=self.timeout, retry=self.retry)
 
 
 class ImkitSendMessageOperator(ImkitBaseOperator):
@@ -88,10 +82,9 @@ class ImkitSendMessageOperator(ImkitBaseOperator):
     :param imkit_conn_id: the Airflow connection of type ``imkit`` (default ``imkit_default``).
     :param timeout: seconds (or ``(connect, read)``) for each HTTP attempt; default from the
         connection (10 s connect, 30 s read).
-    :param max_attempts: HTTP attempts per send, the first included; default from the
-        connection (3).
-    :param retry_on_ambiguous: also retry failures after which the message may already be
-        stored (may post twice); default from the connection (False).
+    :param retry: a :class:`~airflow_provider_imkit.retry.RetryPolicy`, or an int (HTTP
+        attempts per send); default from the connection (3 attempts, ``on_ambiguous``
+        ``reconcile``: a send that may have been stored is read back, never posted twice).
     :param ensure_sender: create or update the ``sender`` user first (``POST /admin/clients``),
         so a bot sender need not exist beforehand.
     :param sender_nickname: the sender's display name, with ``ensure_sender``.
@@ -121,8 +114,7 @@ class ImkitSendMessageOperator(ImkitBaseOperator):
         mentions: str | list[str] | None = None,
         imkit_conn_id: str = DEFAULT_CONN_ID,
         timeout: float | tuple[float, float] | None = None,
-        max_attempts: int | None = None,
-        retry_on_ambiguous: bool | None = None,
+        retry: RetryPolicy | int | None = None,
         ensure_sender: bool = False,
         sender_nickname: str | None = None,
         sender_avatar_url: str | None = None,
@@ -131,8 +123,7 @@ class ImkitSendMessageOperator(ImkitBaseOperator):
         super().__init__(
             imkit_conn_id=imkit_conn_id,
             timeout=timeout,
-            max_attempts=max_attempts,
-            retry_on_ambiguous=retry_on_ambiguous,
+            retry=retry,
             **kwargs,
         )
         self.ensure_sender = ensure_sender
@@ -146,6 +137,14 @@ class ImkitSendMessageOperator(ImkitBaseOperator):
         self.skip_total_badge = skip_total_badge
         self.mentions = mentions
 
+    def _names_template_file(self, content: Any) -> bool:
+        """A ``.md``/``.txt``/``.j2``... name with no whitespace; text that merely ends so is not."""
+        return (
+            isinstance(content, str)
+            and content.endswith(tuple(self.template_ext))
+            and not any(ch.isspace() for ch in content)
+        )
+
     def render_template(
         self,
         content: Any,
@@ -154,42 +153,48 @@ class ImkitSendMessageOperator(ImkitBaseOperator):
         seen_oids: set[int] | None = None,
     ) -> Any:
         """Render like Airflow, except that text with whitespace is never taken for a file name."""
-        if (
-            isinstance(content, str)
-            and content.endswith(tuple(self.template_ext))
-            and any(ch.isspace() for ch in content)
-        ):
+        if isinstance(content, str) and content.endswith(tuple(self.template_ext)):
             env = jinja_env or self.get_template_env()
-            return self._render(env.from_string(content), context)
+            template = (
+                env.get_template(content) if self._names_template_file(content) else env.from_string(content)
+            )
+            return self._render(template, context)
         return super().render_template(content, context, jinja_env, seen_oids)
 
     def resolve_template_files(self) -> None:
-        """Read template files at parse time, skipping ``message`` text that merely ends in ``.md``."""
-        message = self.message
-        if isinstance(message, str) and any(ch.isspace() for ch in message):
-            self.message = ""
-            try:
-                super().resolve_template_files()
-            finally:
-                self.message = message
-        else:
-            super().resolve_template_files()
+        """Read template files named in the templated fields (at DAG parse time)."""
+        for field in self.template_fields:
+            content = getattr(self, field, None)
+            if self._names_template_file(content):
+                env = self.get_template_env()
+                try:
+                    setattr(self, field, env.loader.get_source(env, str(content))[0])  # type: ignore[union-attr]
+                except Exception:
+                    self.log.exception("Failed to read the template file %r of field %r", content, field)
+        self.prepare_template()
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with self.get_hook() as hook:
-            if self.ensure_sender:
-                hook.upsert_user(
-                    self.sender, nickname=self.sender_nickname, avatar_url=self.sender_avatar_url
-                )
-            return hook.send_message(
-                room=self.room,
-                sender=self.sender,
-                message=self.message,
-                message_type=self.message_type,
-                push=self.push,
-                skip_total_badge=self.skip_total_badge,
-                mentions=self.mentions,
+        message = validation.rendered_text(self.message)
+        if message is None:
+            raise ImkitValidationError(
+                "message", f"rendered to nothing (got {self.message!r}); nothing to send"
             )
+        return deliver(
+            imkit_conn_id=self.imkit_conn_id,
+            retry=self.retry,
+            timeout=self.timeout,
+            room=self.room,
+            sender=self.sender,
+            message=message,
+            message_type=self.message_type,
+            push=self.push,
+            skip_total_badge=self.skip_total_badge,
+            mentions=self.mentions,
+            ensure_sender=self.ensure_sender,
+            sender_nickname=self.sender_nickname,
+            sender_avatar_url=self.sender_avatar_url,
+            earlier_try_since=earlier_try_since_ms(context),
+        )
 
 
 class ImkitBatchSendMessageOperator(ImkitBaseOperator):
@@ -210,8 +215,9 @@ class ImkitBatchSendMessageOperator(ImkitBaseOperator):
     :param skip_total_badge: keep the message out of badge totals; None = server default.
     :param imkit_conn_id: the Airflow connection of type ``imkit`` (templated).
     :param timeout: seconds (or ``(connect, read)``) per HTTP attempt.
-    :param max_attempts: HTTP attempts, the first included.
-    :param retry_on_ambiguous: also retry failures after which the batch may be queued.
+    :param retry: a :class:`~airflow_provider_imkit.retry.RetryPolicy`, or an int (HTTP
+        attempts). A batch cannot be read back: after an ambiguous failure it is only sent
+        again with ``on_ambiguous="resend"``.
     """
 
     template_fields: Sequence[str] = (
@@ -231,22 +237,20 @@ class ImkitBatchSendMessageOperator(ImkitBaseOperator):
         message: str,
         rooms: str | list[str] | None = None,
         receivers: str | list[str] | None = None,
-        values: dict[str, dict[str, Any]] | None = None,
+        values: dict[str, dict[str, Any]] | str | None = None,
         sender: str | None = None,
         message_type: str = "text",
         push: bool | None = None,
         skip_total_badge: bool | None = None,
         imkit_conn_id: str = DEFAULT_CONN_ID,
         timeout: float | tuple[float, float] | None = None,
-        max_attempts: int | None = None,
-        retry_on_ambiguous: bool | None = None,
+        retry: RetryPolicy | int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
             imkit_conn_id=imkit_conn_id,
             timeout=timeout,
-            max_attempts=max_attempts,
-            retry_on_ambiguous=retry_on_ambiguous,
+            retry=retry,
             **kwargs,
         )
         self.message = message
@@ -259,14 +263,19 @@ class ImkitBatchSendMessageOperator(ImkitBaseOperator):
         self.skip_total_badge = skip_total_badge
 
     def execute(self, context: Context) -> dict[str, Any]:
+        message = validation.rendered_text(self.message)
+        if message is None:
+            raise ImkitValidationError(
+                "message", f"rendered to nothing (got {self.message!r}); nothing to send"
+            )
         with self.get_hook() as hook:
             return hook.send_batch(
-                message=self.message,
-                rooms=self.rooms,
-                receivers=self.receivers,
-                values=self.values,
-                sender=self.sender,
-                message_type=self.message_type,
+                message=message,
+                rooms=validation.rendered_ids(self.rooms),
+                receivers=validation.rendered_ids(self.receivers),
+                values=validation.rendered_mapping(self.values),
+                sender=validation.rendered_id(self.sender),
+                message_type=validation.rendered_id(self.message_type),
                 push=self.push,
                 skip_total_badge=self.skip_total_badge,
             )
@@ -281,9 +290,8 @@ class ImkitRecallMessageOperator(ImkitBaseOperator):
         ``"{{ ti.xcom_pull(task_ids='announce')['_id'] }}"``.
     :param imkit_conn_id: the Airflow connection of type ``imkit`` (templated).
     :param timeout: seconds (or ``(connect, read)``) per HTTP attempt.
-    :param max_attempts: HTTP attempts, the first included.
-    :param retry_on_ambiguous: also retry failures after which the recall may have happened
-        (a recall is idempotent, so this is safe to turn on).
+    :param retry: a :class:`~airflow_provider_imkit.retry.RetryPolicy`, or an int (HTTP
+        attempts). A recall is idempotent: ``RetryPolicy(on_ambiguous="resend")`` is safe.
     """
 
     template_fields: Sequence[str] = ("room", "message_id", "imkit_conn_id")
@@ -295,15 +303,13 @@ class ImkitRecallMessageOperator(ImkitBaseOperator):
         message_id: str,
         imkit_conn_id: str = DEFAULT_CONN_ID,
         timeout: float | tuple[float, float] | None = None,
-        max_attempts: int | None = None,
-        retry_on_ambiguous: bool | None = None,
+        retry: RetryPolicy | int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
             imkit_conn_id=imkit_conn_id,
             timeout=timeout,
-            max_attempts=max_attempts,
-            retry_on_ambiguous=retry_on_ambiguous,
+            retry=retry,
             **kwargs,
         )
         self.room = room
@@ -311,4 +317,6 @@ class ImkitRecallMessageOperator(ImkitBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         with self.get_hook() as hook:
-            return hook.recall_message(self.room, self.message_id)
+            return hook.recall_message(
+                validation.rendered_id(self.room), validation.rendered_id(self.message_id)
+            )

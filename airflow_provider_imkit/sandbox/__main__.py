@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
+import threading
+from typing import Any
 
 from airflow_provider_imkit.sandbox.app import DEFAULT_RATE_LIMIT
 from airflow_provider_imkit.sandbox.server import DEFAULT_API_KEY, ImkitSandbox
+
+#: Exit status when the server cannot listen (as argparse uses for bad arguments).
+EXIT_CANNOT_LISTEN = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"imkit-sandbox: port {port} on {host} is already in use; "
+            "pick another with --port N, or --port 0 for a free one"
+        )
+    return f"imkit-sandbox: cannot listen on {host} port {port}: {exc.strerror or exc}"
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sandbox = ImkitSandbox(
@@ -45,18 +64,24 @@ def main(argv: list[str] | None = None) -> int:
         retry_after_header=args.retry_after_header,
         auto_create=args.auto_create,
     )
-    # Stop cleanly on SIGTERM too (SystemExit runs the finally block below).
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    sandbox.start()
-    print(f"IMKIT sandbox listening on {sandbox.url}  (inbox: {sandbox.url}/)")
-    print("Point Airflow at it with:")
-    print(f"  export AIRFLOW_CONN_IMKIT_DEFAULT='{sandbox.connection_json()}'")
-    sys.stdout.flush()
     try:
-        sandbox.serve_forever()
+        sandbox.start()
+    except OSError as exc:
+        print(_cannot_listen(args.host, args.port, exc), file=sys.stderr)
+        return EXIT_CANNOT_LISTEN
+    # Ctrl-C and SIGTERM stop it (even when started with SIGINT ignored, as `cmd &` does).
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        print(f"IMKIT sandbox listening on {sandbox.url}  (inbox: {sandbox.url}/)")
+        print("Point Airflow at it with:")
+        print(f"  export AIRFLOW_CONN_IMKIT_DEFAULT='{sandbox.connection_json()}'")
+        sys.stdout.flush()
+        threading.Event().wait()  # until a signal interrupts
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut stop() short
         sandbox.stop()
     return 0
 

@@ -1,23 +1,64 @@
-"""Scripted faults: what the sandbox does instead of (or around) a normal answer."""
+"""Scripted faults: what the sandbox does instead of (or around) a normal answer.
+
+Each kind is one small function next to its description, registered with ``@_kind``. It
+gets the request being answered (an :class:`Exchange`: the socket-level handle) and the
+:class:`Fault`, and answers, stalls or hangs up as it likes.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import time
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Protocol
 
-#: The kinds of fault, and what each does to one request.
-FAULT_KINDS = {
-    "status": "answer with the given status, body and headers; the request is not processed",
-    "delay": "wait `delay` seconds, then answer normally",
-    "close_before": "close the connection without answering; the request is not processed",
-    "close_after": "process the request (a message is stored), then close without answering",
-    "malformed_json": "answer 200 with a truncated JSON body; the request is not processed",
-    "html": "answer with an HTML error page (default 502); the request is not processed",
-    "rc_error": "answer HTTP 200 with RC != 0 (default RC 500); the request is not processed",
-    "empty": "answer 200 with an empty body; the request is not processed",
-    "trickle": "process the request, then send the answer one byte every `delay` seconds",
-}
+from airflow_provider_imkit.sandbox.answers import JSON_TYPE, Answer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import TypeAlias
+
+    from airflow_provider_imkit.sandbox.app import RequestRecord
+
+    #: What a fault kind does: answer (or not) one request.
+    Action: TypeAlias = Callable[["Exchange", "Fault"], None]
+
+
+class Exchange(Protocol):
+    """One request being answered, as a fault (and the pipeline) sees it."""
+
+    #: What the sandbox saw; ``status`` is set by :meth:`send`, ``completed`` by a failed write.
+    record: RequestRecord
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def target(self) -> str:
+        """The request target: path and query."""
+
+    @property
+    def body(self) -> bytes: ...
+
+    def header(self, name: str) -> str | None: ...
+
+    def process(self) -> Answer:
+        """Run the request through the API (it may store a message); nothing is sent."""
+
+    def reply(self, answer: Answer) -> None:
+        """Send a JSON answer."""
+
+    def send(
+        self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Send a whole response (status recorded)."""
+
+    def write_raw(self, data: bytes) -> bool:
+        """Write bytes as they are; False once the client is gone."""
+
+    def drop(self) -> None:
+        """Close the connection without (more of) a response."""
 
 
 @dataclass
@@ -41,8 +82,8 @@ class Fault:
     rc: int = 500
 
     def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; known: {sorted(FAULT_KINDS)}")
+        if self.kind not in _KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; known: {sorted(_KINDS)}")
         if self.kind == "status" and not isinstance(self.status, int):
             raise ValueError("a 'status' fault needs an integer 'status'")
         if not isinstance(self.delay, int | float) or self.delay < 0:
@@ -70,10 +111,99 @@ class Fault:
             raise ValueError(f"unknown fault fields {sorted(unknown)}")
         return cls(**data)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def apply(self, exchange: Exchange) -> None:
+        """Answer (or not) the request in this fault's way."""
+        _KINDS[self.kind][1](exchange, self)
 
-    def body_bytes(self) -> bytes:
-        if isinstance(self.body, dict | list):
-            return json.dumps(self.body, ensure_ascii=False).encode("utf-8")
-        return (self.body or "").encode("utf-8")
+
+#: kind -> (description, action), in the order of the README's table.
+_KINDS: dict[str, tuple[str, Action]] = {}
+
+
+def _kind(name: str, description: str) -> Callable[[Action], Action]:
+    """Register the decorated function as fault kind ``name``."""
+
+    def register(action: Action) -> Action:
+        _KINDS[name] = (description, action)
+        return action
+
+    return register
+
+
+@_kind("status", "answer with the given status, body and headers; the request is not processed")
+def _status(exchange: Exchange, fault: Fault) -> None:
+    if isinstance(fault.body, dict | list):
+        body, content_type = json.dumps(fault.body, ensure_ascii=False).encode(), JSON_TYPE
+    else:
+        body, content_type = (fault.body or "").encode(), "text/plain; charset=utf-8"
+    exchange.send(fault.status or 500, body, content_type, fault.headers)
+
+
+@_kind("delay", "wait `delay` seconds, then answer normally")
+def _delay(exchange: Exchange, fault: Fault) -> None:
+    time.sleep(fault.delay)
+    exchange.reply(exchange.process())
+
+
+@_kind("close_before", "close the connection without answering; the request is not processed")
+def _close_before(exchange: Exchange, fault: Fault) -> None:
+    exchange.drop()
+
+
+@_kind("close_after", "process the request (a message is stored), then close without answering")
+def _close_after(exchange: Exchange, fault: Fault) -> None:
+    exchange.process()
+    exchange.drop()
+
+
+@_kind("malformed_json", "answer 200 with a truncated JSON body; the request is not processed")
+def _malformed_json(exchange: Exchange, fault: Fault) -> None:
+    exchange.send(200, b'{"RC": 0, "RM": "OK", "result": {"_id": "', JSON_TYPE)
+
+
+_HTML_PAGE = (
+    "<!DOCTYPE html><html><head><title>{status} Bad Gateway</title></head>"
+    "<body><center><h1>{status} Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
+)
+
+
+@_kind("html", "answer with an HTML error page (default 502); the request is not processed")
+def _html(exchange: Exchange, fault: Fault) -> None:
+    status = fault.status or 502
+    exchange.send(status, _HTML_PAGE.format(status=status).encode(), "text/html; charset=utf-8")
+
+
+@_kind("rc_error", "answer HTTP 200 with RC != 0 (default RC 500); the request is not processed")
+def _rc_error(exchange: Exchange, fault: Fault) -> None:
+    error = {"code": "INTERNAL_ERROR", "message": "Something went wrong"}
+    exchange.reply(Answer(200, {"RC": fault.rc, "RM": "Internal error", "error": error}))
+
+
+@_kind("empty", "answer 200 with an empty body; the request is not processed")
+def _empty(exchange: Exchange, fault: Fault) -> None:
+    exchange.send(200, b"", JSON_TYPE)
+
+
+@_kind("trickle", "process the request, then send the answer one byte every `delay` seconds")
+def _trickle(exchange: Exchange, fault: Fault) -> None:
+    # The whole answer, status line and headers included, one byte at a time.
+    answer = exchange.process()
+    exchange.record.status = answer.status
+    payload = answer.encode()
+    try:
+        reason = HTTPStatus(answer.status).phrase
+    except ValueError:
+        reason = ""
+    head = (
+        f"HTTP/1.1 {answer.status} {reason}\r\n"
+        f"Content-Type: {JSON_TYPE}\r\nContent-Length: {len(payload)}\r\n\r\n"
+    ).encode("latin-1")
+    raw = head + payload
+    for index in range(len(raw)):
+        time.sleep(fault.delay)
+        if not exchange.write_raw(raw[index : index + 1]):
+            return
+
+
+#: The kinds of fault, and what each does to one request (the README's table).
+FAULT_KINDS: dict[str, str] = {name: description for name, (description, _) in _KINDS.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import socket
@@ -11,25 +12,21 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_imkit.sandbox.app import DEFAULT_RATE_LIMIT, Answer, SandboxApp, fail
-from airflow_provider_imkit.sandbox.faults import Fault
-from airflow_provider_imkit.sandbox.inbox import render_inbox
+from airflow_provider_imkit.sandbox.answers import JSON_TYPE, Answer, fail, internal_error
+from airflow_provider_imkit.sandbox.app import DEFAULT_RATE_LIMIT, RequestRecord, SandboxApp
+from airflow_provider_imkit.sandbox.pipeline import serve
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
     from types import TracebackType
+
+    from airflow_provider_imkit.sandbox.faults import Fault
 
 log = logging.getLogger(__name__)
 
-CONTROL_PREFIX = "/_sandbox/"
 #: The default key: long enough for Airflow's secret masker (it skips secrets under 5 chars).
 DEFAULT_API_KEY = "sandbox-key-3f9c1e7a5b2d4c6e"
-
-_HTML_ERROR = (
-    "<!DOCTYPE html><html><head><title>{status} Bad Gateway</title></head>"
-    "<body><center><h1>{status} Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
-)
 
 
 class _Server(ThreadingHTTPServer):
@@ -37,8 +34,9 @@ class _Server(ThreadingHTTPServer):
     block_on_close = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], app: SandboxApp) -> None:
+    def __init__(self, address: tuple[str, int], app: SandboxApp, errors: list[BaseException]) -> None:
         self.app = app
+        self.errors = errors
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -60,8 +58,17 @@ class _Server(ThreadingHTTPServer):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def report(self, exc: BaseException, what: str) -> None:
+        """Keep a sandbox bug for :meth:`ImkitSandbox.check`, and log it."""
+        exc.add_note(f"(raised inside the IMKIT sandbox while answering {what})")
+        log.error("IMKIT sandbox internal error while answering %s", what, exc_info=exc)
+        with self.sockets_lock:
+            self.errors.append(exc)
+
 
 class _Handler(BaseHTTPRequestHandler):
+    """One connection; each request on it is an :class:`~.faults.Exchange` for the pipeline."""
+
     protocol_version = "HTTP/1.1"
     # http.server writes headers and body in separate sends; without this, Nagle's algorithm
     # meets the client's delayed ACK and every keep-alive request stalls ~40 ms.
@@ -70,167 +77,99 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 120  # idle keep-alive connections are closed after this
     server: _Server
+    record: RequestRecord
+    body: bytes = b""
+    _started = False  # has any byte of the response been written?
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("sandbox: " + format, *args)
 
+    # GET and POST only: no endpoint uses another method (http.server answers those 501).
     def do_GET(self) -> None:
         self._dispatch()
 
     def do_POST(self) -> None:
         self._dispatch()
 
-    def do_PUT(self) -> None:
-        self._dispatch()
+    def _dispatch(self) -> None:
+        self.record = RequestRecord(self.command, self.path, key_present=False, key_valid=False)
+        self._started = False
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length < 0:
+                raise ValueError(length)
+        except ValueError:
+            self.close_connection = True
+            self.reply(fail(400, "INVALID_REQUEST", "Content-Length must be a non-negative integer"))
+            return
+        try:
+            self.body = self.rfile.read(length) if length else b""
+        except OSError:
+            self.close_connection = True
+            return
+        try:
+            serve(self.server.app, self)
+        except Exception as exc:  # a bug in the sandbox: answer 500, keep it for check()
+            self.server.report(exc, f"{self.command} {self.path.partition('?')[0]}")
+            self.close_connection = True
+            if not self._started:
+                self.reply(internal_error(exc))
 
-    def do_DELETE(self) -> None:
-        self._dispatch()
+    # -- the Exchange protocol (see faults.py) --------------------------------------------------
 
-    # -- plumbing -----------------------------------------------------------------------------
+    @property
+    def method(self) -> str:
+        return self.command
 
-    def _send(
-        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    @property
+    def target(self) -> str:
+        return self.path
+
+    def header(self, name: str) -> str | None:
+        value = self.headers.get(name)
+        return None if value is None else str(value)
+
+    def process(self) -> Answer:
+        return self.server.app.handle(self.command, self.path, self.body)
+
+    def reply(self, answer: Answer) -> None:
+        self.send(answer.status, answer.encode(), JSON_TYPE, answer.headers)
+
+    def send(
+        self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None
     ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        self.record.status = status
+        self._started = True
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            self._client_gone()
 
-    def _answer(self, answer: Answer) -> None:
-        self._send(answer.status, answer.encode(), "application/json; charset=utf-8", answer.headers)
+    def write_raw(self, data: bytes) -> bool:
+        self._started = True
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except OSError:
+            self._client_gone()
+            return False
+        return True
 
-    def _drop(self) -> None:
-        """Close the connection without a response."""
+    def drop(self) -> None:
+        self._started = True
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
-    def _dispatch(self) -> None:
-        app = self.server.app
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        method = self.command
-        path = self.path.partition("?")[0]
-        if method == "GET" and path in ("/", "/index.html"):
-            self._send(200, render_inbox(app).encode("utf-8"), "text/html; charset=utf-8")
-            return
-        record = app.authenticate(self.headers)
-        record.method, record.path = method, path
-        denial = app.auth_failure(record)
-        if path.startswith(CONTROL_PREFIX):
-            self._answer(denial or _control(app, method, path[len(CONTROL_PREFIX) :], body))
-            return
-        with app.lock:
-            app.records.append(record)
-        fault = None if denial else app.next_fault(path)
-        if denial is None and fault is None:
-            denial = app.rate_limited(self.headers.get("IM-API-KEY", ""))
-        if denial is not None:
-            record.status = denial.status
-            self._answer(denial)
-            return
-        if fault is None:
-            answer = app.handle(method, self.path, body)
-            record.status = answer.status
-            self._answer(answer)
-            return
-        record.fault = fault.kind
-        self._apply(fault, record, method, body)
-
-    def _apply(self, fault: Fault, record: Any, method: str, body: bytes) -> None:
-        app = self.server.app
-        kind = fault.kind
-        if kind == "delay":
-            time.sleep(fault.delay)
-            answer = app.handle(method, self.path, body)
-            record.status = answer.status
-            self._answer(answer)
-        elif kind == "close_before":
-            self._drop()
-        elif kind == "close_after":
-            app.handle(method, self.path, body)
-            self._drop()
-        elif kind == "trickle":
-            # The whole answer, status line and headers included, one byte at a time.
-            answer = app.handle(method, self.path, body)
-            record.status = answer.status
-            payload = answer.encode()
-            head = (
-                f"HTTP/1.1 {answer.status} {self.responses.get(answer.status, ('',))[0]}\r\n"
-                "Content-Type: application/json; charset=utf-8\r\n"
-                f"Content-Length: {len(payload)}\r\n\r\n"
-            ).encode("latin-1")
-            raw = head + payload
-            for index in range(len(raw)):
-                time.sleep(fault.delay)
-                try:
-                    self.wfile.write(raw[index : index + 1])
-                    self.wfile.flush()
-                except OSError:
-                    record.completed = False
-                    self.close_connection = True
-                    return
-        elif kind == "status":
-            record.status = fault.status or 0
-            is_json = isinstance(fault.body, dict | list)
-            content_type = "application/json; charset=utf-8" if is_json else "text/plain; charset=utf-8"
-            self._send(fault.status or 500, fault.body_bytes(), content_type, fault.headers)
-        elif kind == "malformed_json":
-            record.status = 200
-            self._send(200, b'{"RC": 0, "RM": "OK", "result": {"_id": "', "application/json; charset=utf-8")
-        elif kind == "html":
-            status = fault.status or 502
-            record.status = status
-            self._send(status, _HTML_ERROR.format(status=status).encode(), "text/html; charset=utf-8")
-        elif kind == "rc_error":
-            record.status = 200
-            self._answer(
-                Answer(
-                    200,
-                    {
-                        "RC": fault.rc,
-                        "RM": "Internal error",
-                        "error": {"code": "INTERNAL_ERROR", "message": "Something went wrong"},
-                    },
-                )
-            )
-        elif kind == "empty":
-            record.status = 200
-            self._send(200, b"", "application/json; charset=utf-8")
-
-
-def _control(app: SandboxApp, method: str, action: str, body: bytes) -> Answer:
-    """The inspection and fault-injection API under /_sandbox/ (same key as the API)."""
-    try:
-        data = json.loads(body) if body.strip() else {}
-    except ValueError:
-        return fail(400, "INVALID_REQUEST", "Body is not valid JSON")
-    if method == "GET" and action == "rooms":
-        return Answer(200, {"RC": 0, "RM": "OK", "result": app.received()})
-    if method == "GET" and action == "requests":
-        with app.lock:
-            records = [r.to_json() for r in app.records]
-        return Answer(
-            200, {"RC": 0, "RM": "OK", "result": {"counts": app.request_counts(), "requests": records}}
-        )
-    if method == "POST" and action == "faults":
-        try:
-            times = int(data.pop("times", 1))
-            path = str(data.pop("path"))
-            app.add_fault(path, Fault.from_json(data), times)
-        except (KeyError, TypeError, ValueError) as exc:
-            return fail(400, "INVALID_REQUEST", f"Bad fault: {exc}")
-        return Answer(200, {"RC": 0, "RM": "OK", "result": {"path": path, "times": times}})
-    if method == "POST" and action == "reset":
-        app.reset()
-        return Answer(200, {"RC": 0, "RM": "OK", "result": {}})
-    if method == "POST" and action == "flush":
-        app.flush_batches()
-        return Answer(200, {"RC": 0, "RM": "OK", "result": {}})
-    return fail(404, "NOT_FOUND", f"No sandbox control {method} /_sandbox/{action}")
+    def _client_gone(self) -> None:
+        self.record.completed = False
+        self.close_connection = True
 
 
 class ImkitSandbox:
@@ -243,6 +182,7 @@ class ImkitSandbox:
             os.environ["AIRFLOW_CONN_IMKIT_DEFAULT"] = sandbox.connection_json()
             ...
             assert sandbox.received("ops")[0]["message"] == "hello"
+        sandbox.check()  # re-raise a bug the sandbox met while answering (it answered 500)
 
     :param host: interface to listen on (loopback by default).
     :param port: port to listen on; 0 picks a free one (see :attr:`url`).
@@ -274,6 +214,7 @@ class ImkitSandbox:
         self.ssl_context = ssl_context
         self.port = port
         self.api_key = api_key
+        #: The state and endpoints behind the server (advanced inspection).
         self.app = SandboxApp(
             [api_key],
             rate_limit=rate_limit,
@@ -281,33 +222,34 @@ class ImkitSandbox:
             auto_create=auto_create,
             clock=clock,
         )
+        users = list(users)
         for user in users:
             self.app.add_user(user)
         for room in rooms:
-            self.app.add_room(room, members=list(users))
+            self.app.add_room(room, members=users)
+        self._errors: list[BaseException] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # -- life cycle ------------------------------------------------------------------------------
 
     def start(self) -> ImkitSandbox:
-        """Start serving in a background thread; returns self."""
+        """Start serving in a background thread; returns self. ``OSError`` if the port is taken."""
         if self._server is not None:
             return self
-        self._server = _Server((self.host, self.port), self.app)
+        server = _Server((self.host, self.port), self.app, self._errors)
         if self.ssl_context is not None:
-            self._server.socket = self.ssl_context.wrap_socket(self._server.socket, server_side=True)
-        self.port = self._server.server_address[1]
+            server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
+        self._server = server
+        self.port = server.server_address[1]
         self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"imkit-sandbox-{self.port}",
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"imkit-sandbox-{self.port}"
         )
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving, close every connection and join every thread."""
+        """Stop serving, close every connection and join every thread. Never raises a sandbox bug."""
         server, thread = self._server, self._thread
         if server is None:
             return
@@ -318,15 +260,6 @@ class ImkitSandbox:
             thread.join()
         self._server = self._thread = None
 
-    def serve_forever(self) -> None:
-        """Serve in the calling thread until interrupted (the CLI)."""
-        self.start()
-        try:
-            while self._thread is not None and self._thread.is_alive():
-                self._thread.join(0.5)
-        finally:
-            self.stop()
-
     def __enter__(self) -> ImkitSandbox:
         return self.start()
 
@@ -334,6 +267,16 @@ class ImkitSandbox:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Exceptions raised inside the sandbox while answering (each was answered with a 500)."""
+        return list(self._errors)
+
+    def check(self) -> None:
+        """Re-raise the first exception the sandbox met while answering, if any."""
+        if self._errors:
+            raise self._errors[0]
 
     # -- addresses ------------------------------------------------------------------------------
 
@@ -358,9 +301,41 @@ class ImkitSandbox:
         """Create or update a user."""
         return self.app.add_user(user_id, nickname)
 
+    def user(self, user_id: str) -> dict[str, Any]:
+        """A copy of a user (``KeyError`` if there is none)."""
+        with self.app.lock:
+            return copy.deepcopy(self.app.users[user_id])
+
+    def post_as(
+        self,
+        user: str,
+        room: str,
+        message: Any,
+        *,
+        message_type: str = "text",
+        mentions: Iterable[str] = (),
+        push: bool = True,
+    ) -> dict[str, Any]:
+        """
+        Post a message as ``user`` (a person replying, say), stored as ``POST /messages`` would
+        store it; returns the stored message. ``ValueError`` (code and message) when the API
+        would refuse it, e.g. ``404 CLIENT_NOT_FOUND`` for an unknown user without ``auto_create``.
+        """
+        body = {"room": room, "sender": user, "message": message, "messageType": message_type}
+        body.update({"mentions": list(mentions), "push": push})
+        return copy.deepcopy(self.app.send_message(body))
+
     def inject(self, path: str, fault: Fault, times: int = 1) -> None:
         """Script the next ``times`` responses to ``path`` (``*``: any API path)."""
         self.app.add_fault(path, fault, times)
+
+    def clear_faults(self) -> None:
+        """Forget every scripted fault not yet used."""
+        self.app.clear_faults()
+
+    def flush_batches(self) -> None:
+        """Deliver every queued ``POST /messages/batch`` now."""
+        self.app.flush_batches()
 
     def received(self, room: str) -> list[dict[str, Any]]:
         """Every message the room received, oldest first, with ``push`` and ``mentions`` as sent."""
@@ -380,9 +355,8 @@ class ImkitSandbox:
 
     def requests(self) -> list[dict[str, Any]]:
         """Every API request: method, path, key_present, key_valid, status, fault. Never the key."""
-        with self.app.lock:
-            return [r.to_json() for r in self.app.records]
+        return self.app.request_log()
 
     def reset(self) -> None:
-        """Forget messages, requests and faults; keep rooms, users and keys."""
+        """Forget messages, requests and faults; keep rooms, users, keys (and :attr:`errors`)."""
         self.app.reset()

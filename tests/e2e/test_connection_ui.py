@@ -11,7 +11,7 @@ import airflow
 import pytest
 import requests
 
-from airflow_provider_imkit.sandbox.dagrun import airflow_bin
+from airflow_provider_imkit.testing import airflow_bin
 from tests.conftest import API_KEY
 from tests.e2e.conftest import ExampleRuns
 

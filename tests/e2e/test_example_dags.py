@@ -53,7 +53,7 @@ def test_send_message_dag_xcoms_are_the_message_objects(example_runs: ExampleRun
 
 def test_broadcast_dag(example_runs: ExampleRuns) -> None:
     sandbox = example_runs.sandbox
-    sandbox.app.flush_batches()
+    sandbox.flush_batches()
     expected = {
         "team-analytics": "Analytics: 120",
         "team-finance": "Finance: 75",
@@ -67,7 +67,7 @@ def test_broadcast_dag(example_runs: ExampleRuns) -> None:
         assert batch[0]["push"] is False
     # The bot did not exist before the run: ensure_sender created it.
     assert "release-bot" not in example_runs.plan["users"]
-    assert sandbox.app.users["release-bot"]["nickname"] == "Release Bot"
+    assert sandbox.user("release-bot")["nickname"] == "Release Bot"
     # The "running" notice was recalled, and its id came through XCom.
     (notice,) = [m for m in sandbox.received("data-pipeline") if m["sender"] == "release-bot"]
     assert (notice["messageType"], notice["message"]) == ("recall", "")

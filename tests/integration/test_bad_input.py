@@ -133,8 +133,12 @@ def test_bad_connection_rejected_before_sending(
 
 
 def test_operators_reject_before_sending(server: ImkitSandbox) -> None:
+    # A number is an id's text (what native templates render), but None is no id at all.
+    not_an_id: Any = [None]
     with pytest.raises(ImkitValidationError, match="'mentions\\[0\\]'"):
-        ImkitSendMessageOperator(task_id="s", room="ops", sender="bot", message="m", mentions=[3]).execute({})  # type: ignore[list-item]
+        ImkitSendMessageOperator(
+            task_id="s", room="ops", sender="bot", message="m", mentions=not_an_id
+        ).execute({})
     with pytest.raises(ImkitValidationError, match="'rooms'"):
         ImkitBatchSendMessageOperator(task_id="b", message="m").execute({})
     with pytest.raises(ImkitValidationError, match="'message_id'"):

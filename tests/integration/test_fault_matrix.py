@@ -25,11 +25,17 @@ from airflow_provider_imkit.exceptions import (
     ImkitServerError,
 )
 from airflow_provider_imkit.hooks.imkit import ImkitHook
+from airflow_provider_imkit.retry import RetryPolicy
 from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
 from tests.conftest import API_KEY, ROOT
 
 SEND: dict[str, Any] = {"room": "ops", "sender": "bot", "message": "fault matrix"}
 DOWN = {"RC": 503, "RM": "Service Unavailable"}
+ERROR_500 = {"RC": 500, "RM": "Internal Server Error"}
+#: The three answers to an ambiguous failure (the default is reconcile).
+FAIL = {"retry": RetryPolicy(on_ambiguous="fail")}
+RESEND = {"retry": RetryPolicy(on_ambiguous="resend")}
+HISTORY = "/rooms/ops/messages/v3"
 
 
 def backoff(low: float, high: float) -> tuple[float, float]:
@@ -45,6 +51,7 @@ class Case:
     stored: int  # messages the room holds afterwards
     waits: list[tuple[float, float] | float] = field(default_factory=list)  # seconds asked, in order
     faults: list[tuple[Fault, int]] = field(default_factory=list)
+    read_faults: list[tuple[Fault, int]] = field(default_factory=list)  # on the room's history
     send: dict[str, Any] = field(default_factory=dict)  # send_message overrides
     hook: dict[str, Any] = field(default_factory=dict)  # ImkitHook arguments
     conn: dict[str, Any] = field(default_factory=dict)  # connection overrides
@@ -62,27 +69,36 @@ CASES = [
          code="RATE_LIMIT_EXCEEDED", note="raised at once with retry_after=600"),
     Case("429 asking longer than the deadline left", ImkitRateLimitError, 1, 0, faults=[(Fault.rate_limited(30), 1)],
          hook={"deadline": 10}, note="no wait that would end past the deadline"),
-    Case("500", ImkitServerError, 1, 0, faults=[(Fault.respond(500, {"RC": 500, "RM": "Internal Server Error"}), 1)],
-         note="may have been stored: not retried"),
-    Case("500 with retry_on_ambiguous=True", None, 2, 1, [backoff(0.5, 1.0)],
-         faults=[(Fault.respond(500, {"RC": 500, "RM": "Internal Server Error"}), 1)], hook={"retry_on_ambiguous": True}),
-    Case("502 with an HTML page", ImkitServerError, 1, 0, faults=[(Fault("html", status=502), 1)]),
+    Case("500, on_ambiguous=fail", ImkitServerError, 1, 0, faults=[(Fault.respond(500, ERROR_500), 1)], hook=FAIL,
+         note="may have been stored: never sent again"),
+    Case("500, on_ambiguous=resend", None, 2, 1, [backoff(0.5, 1.0)],
+         faults=[(Fault.respond(500, ERROR_500), 1)], hook=RESEND),
+    Case("500, reconcile (default): read-back proves it absent", None, 2, 1, [backoff(0.5, 1.0)],
+         faults=[(Fault.respond(500, ERROR_500), 1)], note="sent again once: exactly one stored"),
+    Case("502 with an HTML page, on_ambiguous=fail", ImkitServerError, 1, 0, faults=[(Fault("html", status=502), 1)], hook=FAIL),
     Case("503 once", None, 2, 1, [backoff(0.5, 1.0)], faults=[(Fault.respond(503, DOWN), 1)]),
     Case("503 every time", ImkitServerError, 3, 0, [backoff(0.5, 1.0), backoff(1.0, 2.0)], faults=[(Fault.respond(503, DOWN), 5)]),
-    Case("504", ImkitServerError, 1, 0, faults=[(Fault.respond(504, "Gateway Timeout"), 1)]),
+    Case("504, on_ambiguous=fail", ImkitServerError, 1, 0, faults=[(Fault.respond(504, "Gateway Timeout"), 1)], hook=FAIL),
     Case("connection refused", ImkitConnectionError, 0, 0, [backoff(0.5, 1.0), backoff(1.0, 2.0)],
          conn={"host": "closed-port"}, note="3 attempts, none reached a server"),
-    Case("connection closed before the response", ImkitConnectionError, 1, 0, faults=[(Fault("close_before"), 1)],
-         note="maybe_delivered=True"),
-    Case("connection closed after the server stored the message", ImkitConnectionError, 1, 1,
-         faults=[(Fault("close_after"), 1)], note="stored, but the client cannot know: not retried"),
-    Case("closed after storing, with retry_on_ambiguous=True", None, 2, 2, [backoff(0.5, 1.0)],
-         faults=[(Fault("close_after"), 1)], hook={"retry_on_ambiguous": True}, note="posted twice: the opt-in trade-off"),
-    Case("read timeout", ImkitConnectionError, 1, 1, faults=[(Fault("delay", delay=0.5), 1)], hook={"timeout": (5, 0.1)},
-         note="the server stored it after the client gave up"),
+    Case("connection closed before the response, on_ambiguous=fail", ImkitConnectionError, 1, 0,
+         faults=[(Fault("close_before"), 1)], hook=FAIL, note="maybe_delivered=True"),
+    Case("connection closed after the server stored the message, on_ambiguous=fail", ImkitConnectionError, 1, 1,
+         faults=[(Fault("close_after"), 1)], hook=FAIL, note="stored, but the client cannot know: not sent again"),
+    Case("closed after storing, on_ambiguous=resend", None, 2, 2, [backoff(0.5, 1.0)],
+         faults=[(Fault("close_after"), 1)], hook=RESEND, note="posted twice: the at-least-once trade-off"),
+    Case("closed after storing, reconcile (default): read-back finds it", None, 1, 1,
+         faults=[(Fault("close_after"), 1)], note="the stored message is the result: exactly once"),
+    Case("closed before storing, reconcile (default): read-back proves it absent", None, 2, 1, [backoff(0.5, 1.0)],
+         faults=[(Fault("close_before"), 1)], note="sent again once"),
+    Case("closed after storing, reconcile, the room cannot be read", ImkitConnectionError, 1, 1, [backoff(0.1, 0.2)],
+         faults=[(Fault("close_after"), 1)], read_faults=[(Fault.respond(500, ERROR_500), 2)],
+         note="the ambiguous error, never a guess"),
+    Case("read timeout, on_ambiguous=fail", ImkitConnectionError, 1, 1, faults=[(Fault("delay", delay=0.5), 1)],
+         hook={"timeout": (5, 0.1), **FAIL}, note="the server stored it after the client gave up"),
     Case("slow first byte under the timeout", None, 1, 1, faults=[(Fault("delay", delay=0.2), 1)], hook={"timeout": (5, 5)}),
     Case("server trickles the answer past the deadline", ImkitConnectionError, 1, 1,
-         faults=[(Fault("trickle", delay=0.02), 1)], hook={"deadline": 0.3}, note="cut off at the deadline"),
+         faults=[(Fault("trickle", delay=0.02), 1)], hook={"deadline": 0.3}, note="cut off at the deadline; no time left to read back"),
     Case("malformed JSON", ImkitApiError, 1, 0, faults=[(Fault("malformed_json"), 1)]),
     Case("empty body", ImkitApiError, 1, 0, faults=[(Fault("empty"), 1)]),
     Case("200 with RC != 0", ImkitServerError, 1, 0, faults=[(Fault("rc_error", rc=500), 1)], note="never reported as success"),
@@ -110,6 +126,8 @@ def test_fault_matrix(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("AIRFLOW_CONN_IMKIT_DEFAULT", json.dumps(conn))
         for fault, times in case.faults:
             sandbox.inject("/messages", fault, times)
+        for fault, times in case.read_faults:
+            sandbox.inject(HISTORY, fault, times)
         error: Exception | None = None
         result = None
         with ImkitHook(sleep=sleeps.append, **case.hook) as hook:

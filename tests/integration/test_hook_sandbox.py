@@ -18,6 +18,7 @@ from airflow_provider_imkit.exceptions import (
 )
 from airflow_provider_imkit.hooks.imkit import ImkitHook
 from airflow_provider_imkit.operators.imkit import ImkitSendMessageOperator
+from airflow_provider_imkit.retry import RetryPolicy
 from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
 from tests.conftest import API_KEY
 
@@ -106,14 +107,14 @@ def test_real_rate_limit_of_the_sandbox(monkeypatch: pytest.MonkeyPatch, sleeps:
         api_key=API_KEY, rooms=["ops"], users=["bot"], rate_limit=2, clock=lambda: now[0]
     ) as sandbox:
         monkeypatch.setenv("AIRFLOW_CONN_IMKIT_DEFAULT", sandbox.connection_json())
-        with make_hook(sleeps, max_attempts=1) as hook:
+        with make_hook(sleeps, retry=1) as hook:
             hook.send_message(**SEND)
             hook.send_message(**SEND)
             with pytest.raises(ImkitRateLimitError) as info:
                 hook.send_message(**SEND)
         assert info.value.retry_after == 40  # until the next minute starts
         now[0] += 40
-        with make_hook(sleeps, max_attempts=1) as hook:
+        with make_hook(sleeps, retry=1) as hook:
             hook.send_message(**SEND)  # a new minute, a new budget
 
 
@@ -141,7 +142,7 @@ def test_ambiguous_and_permanent_faults_are_not_retried(
     sandbox: ImkitSandbox, sleeps: list[float], fault: Fault, cls: type[Exception], stored: int
 ) -> None:
     sandbox.inject("/messages", fault)
-    with pytest.raises(cls) as info, make_hook(sleeps) as hook:
+    with pytest.raises(cls) as info, make_hook(sleeps, retry=RetryPolicy(on_ambiguous="fail")) as hook:
         hook.send_message(**SEND)
     assert sandbox.request_counts() == {"POST /messages": 1}
     assert len(sandbox.received("ops")) == stored
@@ -157,9 +158,9 @@ def test_503_retried_then_success(sandbox: ImkitSandbox, sleeps: list[float]) ->
     assert len(sandbox.received("ops")) == 1 and len(sleeps) == 2
 
 
-def test_retry_on_ambiguous_may_post_twice(sandbox: ImkitSandbox, sleeps: list[float]) -> None:
+def test_resend_on_ambiguous_may_post_twice(sandbox: ImkitSandbox, sleeps: list[float]) -> None:
     sandbox.inject("/messages", Fault("close_after"))
-    with make_hook(sleeps, retry_on_ambiguous=True) as hook:
+    with make_hook(sleeps, retry=RetryPolicy(on_ambiguous="resend")) as hook:
         hook.send_message(**SEND)
     assert len(sandbox.received("ops")) == 2  # the documented trade-off
 
@@ -168,7 +169,7 @@ def test_read_timeout_is_ambiguous(sandbox: ImkitSandbox, sleeps: list[float]) -
     sandbox.inject("/messages", Fault("delay", delay=0.5))
     with (
         pytest.raises(ImkitConnectionError, match="read timeout") as info,
-        make_hook(sleeps, timeout=(2, 0.1)) as hook,
+        make_hook(sleeps, timeout=(2, 0.1), retry=RetryPolicy(on_ambiguous="fail")) as hook,
     ):
         hook.send_message(**SEND)
     assert info.value.maybe_delivered is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ def test_send_batch_with_per_recipient_values(sandbox: ImkitSandbox) -> None:
             sender="bot",
         )
     assert result["count"] == 3 and len(result["batchID"]) == 24
-    sandbox.app.flush_batches()
+    sandbox.flush_batches()
     assert [m["message"] for m in sandbox.received("ops")] == ["Hi Ops, data for Mon is ready"]
     assert [m["message"] for m in sandbox.received("team-a")] == ["Hi A, data for 1 is ready"]
     assert [m["message"] for m in sandbox.received("direct:bot:alice")] == ["Hi Alice, data for Mon is ready"]
@@ -42,13 +43,13 @@ def test_send_batch_with_per_recipient_values(sandbox: ImkitSandbox) -> None:
 def test_send_batch_body(sandbox: ImkitSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     sent: list[dict[str, object]] = []
     with ImkitHook() as hook:
-        original = hook.request
+        original = hook.client.request
 
-        def spy(method: str, path: str, **kwargs: object) -> tuple[object, int]:
+        def spy(method: str, path: str, **kwargs: Any) -> Any:
             sent.append({"path": path, **kwargs})
-            return original(method, path, **kwargs)  # type: ignore[arg-type]
+            return original(method, path, **kwargs)
 
-        monkeypatch.setattr(hook, "request", spy)
+        monkeypatch.setattr(hook.client, "request", spy)
         hook.send_batch(message="m", rooms="ops", push=True, message_type="announcement")
     assert sent[0]["json_body"] == {
         "message": "m",
@@ -150,7 +151,7 @@ def test_send_operator_ensure_sender(sandbox: ImkitSandbox) -> None:
         task_id="t", room="ops", sender="new-bot", message="hi", ensure_sender=True, sender_nickname="New Bot"
     )
     op.execute({})
-    assert sandbox.app.users["new-bot"]["nickname"] == "New Bot"
+    assert sandbox.user("new-bot")["nickname"] == "New Bot"
     assert sandbox.received("ops")[0]["sender"] == "new-bot"
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_imkit.sandbox import ImkitSandbox
+from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
 from tests.conftest import API_KEY
 
 HEADERS = {"IM-API-KEY": API_KEY}
@@ -129,7 +131,7 @@ def test_batch_is_queued_then_delivered(sandbox: ImkitSandbox) -> None:
     }
     result = call(sandbox, "POST", "/messages/batch", body).json()["result"]
     assert result["count"] == 3 and re.fullmatch(r"[0-9a-f]{24}", result["batchID"])
-    sandbox.app.flush_batches()
+    sandbox.flush_batches()
     assert [m["message"] for m in sandbox.received("ops")] == ["Hi Ops"]
     assert sandbox.received("ops")[0]["push"] is False
     assert [m["message"] for m in sandbox.received("r2")] == ["Hi Two"]
@@ -287,3 +289,111 @@ def test_pytest_fixture_sets_the_connection(imkit_sandbox: ImkitSandbox) -> None
     with ImkitHook() as hook:
         hook.send_message(room="ops", sender="bot", message="via fixture")
     assert imkit_sandbox.received("ops")[0]["message"] == "via fixture"
+
+
+def test_clear_faults(sandbox: ImkitSandbox) -> None:
+    sandbox.inject("*", Fault("empty"), times=3)
+    sandbox.clear_faults()
+    assert call(sandbox, "GET", "/admin/connection-count").json()["result"] == {"count": 0}
+
+
+# -- a bug inside the sandbox answers 500 and fails the test ------------------------------------
+
+
+def boom() -> None:
+    raise RuntimeError("bug in an endpoint")
+
+
+def test_a_sandbox_bug_answers_500_and_check_reraises(monkeypatch: pytest.MonkeyPatch) -> None:
+    sandbox = ImkitSandbox(api_key=API_KEY).start()
+    monkeypatch.setattr(sandbox.app, "_connection_count", boom)
+    try:
+        response = call(sandbox, "GET", "/admin/connection-count")
+        assert response.status_code == 500
+        error = response.json()["error"]
+        assert (
+            error["code"] == "SANDBOX_INTERNAL_ERROR"
+            and "RuntimeError: bug in an endpoint" in error["message"]
+        )
+        assert sandbox.requests()[-1]["status"] == 500
+        # Faults that process the request meet the bug too; still a 500, not a network fault.
+        sandbox.inject("/admin/connection-count", Fault("delay"))
+        assert call(sandbox, "GET", "/admin/connection-count").status_code == 500
+    finally:
+        sandbox.stop()  # never raises
+    assert [str(e) for e in sandbox.errors] == ["bug in an endpoint"] * 2
+    with pytest.raises(RuntimeError, match="bug in an endpoint") as info:
+        sandbox.check()
+    assert "GET /admin/connection-count" in "".join(info.value.__notes__)
+
+
+def test_the_fixture_fails_a_test_that_met_a_sandbox_bug(tmp_path: Any) -> None:
+    (tmp_path / "test_bug.py").write_text(
+        "import requests\n"
+        "def test_meets_a_bug(imkit_sandbox, monkeypatch):\n"
+        "    monkeypatch.setattr(imkit_sandbox.app, '_connection_count', lambda: 1 / 0)\n"
+        "    url = imkit_sandbox.url + '/admin/connection-count'\n"
+        "    assert requests.get(url, headers={'IM-API-KEY': imkit_sandbox.api_key}).status_code == 500\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_bug.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 passed, 1 error" in done.stdout
+    assert "ERROR at teardown of test_meets_a_bug" in done.stdout
+    assert "ZeroDivisionError: division by zero" in done.stdout
+
+
+def test_bad_content_length_is_a_400_not_a_bug(sandbox: ImkitSandbox) -> None:
+    with socket.create_connection(("127.0.0.1", sandbox.port), timeout=5) as raw:
+        raw.sendall(b"POST /messages HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\n\r\n")
+        assert raw.recv(4096).startswith(b"HTTP/1.1 400 ")
+    assert sandbox.errors == []
+
+
+# -- the CLI -------------------------------------------------------------------------------------
+
+CLI = [sys.executable, "-m", "airflow_provider_imkit.sandbox"]
+
+
+def test_cli_port_in_use() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run([*CLI, "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"imkit-sandbox: port {port} on 127.0.0.1 is already in use; "
+        "pick another with --port N, or --port 0 for a free one"
+    ]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_cli_stops_on_a_signal(signum: int) -> None:
+    proc = subprocess.Popen(
+        [*CLI, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        url = re.search(r"http://127\.0\.0\.1:(\d+)", proc.stdout.readline())
+        assert url
+        assert requests.get(url.group(0) + "/", timeout=5).status_code == 200
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0 and "Traceback" not in stderr, stderr
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", int(url.group(1))), timeout=5).close()

@@ -6,7 +6,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from airflow_provider_imkit.envelope import parse_response, retry_after_from_header
+from airflow_provider_imkit.client.envelope import parse_response, retry_after_from_header
 from airflow_provider_imkit.exceptions import (
     ImkitApiError,
     ImkitAuthenticationError,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import requests
@@ -19,6 +21,7 @@ from airflow_provider_imkit.exceptions import (
     ImkitValidationError,
 )
 from airflow_provider_imkit.hooks.imkit import ImkitHook, path_segment
+from airflow_provider_imkit.retry import RetryPolicy
 from tests.conftest import API_KEY
 
 BASE = "https://app.imkit.io"
@@ -126,11 +129,58 @@ def test_503_retried_until_attempts_run_out(hook: ImkitHook, sleeps: list[float]
 
 @responses.activate
 @pytest.mark.parametrize("status", [500, 502, 504])
-def test_ambiguous_5xx_not_retried_by_default(hook: ImkitHook, status: int) -> None:
+def test_ambiguous_5xx_not_resent_with_fail(conn_env: Callable[..., None], status: int) -> None:
+    conn_env(host=BASE, password=API_KEY, extra={"on_ambiguous": "fail"})
     responses.post(URL, status=status, body="oops")
     with pytest.raises(ImkitServerError):
-        hook.send_message(room="ops", sender="bot", message="m")
+        ImkitHook().send_message(room="ops", sender="bot", message="m")
     assert len(responses.calls) == 1
+
+
+HISTORY = f"{BASE}/rooms/ops/messages/v3"
+
+
+def stored(message: str = "m", sender: Any = None, **fields: Any) -> dict[str, Any]:
+    now = int(time.time() * 1000)
+    base = {"_id": "f" * 24, "room": "ops", "message": message, "messageType": "text", "createdAtMS": now}
+    return {**base, "sender": sender or {"_id": "bot", "nickname": "Bot"}, **fields}
+
+
+def history(*messages: dict[str, Any]) -> dict[str, Any]:
+    return ok({"totalCount": len(messages), "data": list(messages), "userDeletedIDs": [], "inspect": {}})
+
+
+@responses.activate
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_ambiguous_5xx_reconciled_by_default_found(hook: ImkitHook, status: int) -> None:
+    responses.post(URL, status=status, body="oops")
+    responses.get(HISTORY, json=history(stored("other"), stored("m")))
+    assert hook.send_message(room="ops", sender="bot", message="m")["_id"] == "f" * 24
+    assert [c.request.method for c in responses.calls] == ["POST", "GET"]
+    query = responses.calls[1].request.url or ""
+    assert "timeRangeField=createdAt" in query and "afterTime=" in query
+
+
+@responses.activate
+def test_ambiguous_reconciled_absent_is_sent_again(hook: ImkitHook) -> None:
+    responses.post(URL, status=502, body="bad gateway")
+    responses.get(
+        HISTORY, json=history(stored("m", sender="someone-else"), stored("m", messageType="announcement"))
+    )
+    responses.post(URL, json=ok())
+    assert hook.send_message(room="ops", sender="bot", message="m") == MESSAGE
+    assert [c.request.method for c in responses.calls] == ["POST", "GET", "POST"]
+
+
+@responses.activate
+def test_ambiguous_read_back_impossible_raises_the_ambiguous_error(hook: ImkitHook) -> None:
+    responses.post(URL, body=requests.exceptions.ReadTimeout("read timed out"))
+    responses.get(HISTORY, status=500, body="history down")
+    with pytest.raises(ImkitConnectionError) as info:
+        hook.send_message(room="ops", sender="bot", message="m")
+    assert info.value.maybe_delivered is True
+    assert any("Read-back" in note for note in getattr(info.value, "__notes__", []))
+    assert [c.request.method for c in responses.calls] == ["POST", "GET", "GET"]
 
 
 @responses.activate
@@ -237,9 +287,11 @@ def test_uri_form_connection(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_hook_settings_precedence(conn_env: Callable[..., None]) -> None:
     conn_env(host=BASE, password=API_KEY, extra={"max_attempts": 5, "timeout": 4})
-    hook = ImkitHook(max_attempts=2, retry_on_ambiguous=True)
+    hook = ImkitHook(retry=RetryPolicy(max_attempts=2, on_ambiguous="resend"))
     assert hook.settings.retry.max_attempts == 2
-    assert hook.settings.retry.retry_on_ambiguous is True
+    assert hook.settings.retry.on_ambiguous == "resend"
+    assert ImkitHook(retry=4).settings.retry == RetryPolicy.from_int(4)
+    assert ImkitHook().settings.retry.max_attempts == 5
     assert hook.settings.timeout == (4.0, 4.0)
     assert ImkitHook(timeout=(1, 9)).settings.timeout == (1.0, 9.0)
 

@@ -234,12 +234,15 @@ def test_outage_logs_one_error_and_does_not_raise(
     assert len(imkit.calls) == 3 and notifier.result is None
 
 
-def test_ambiguous_failures_are_retried_by_default(imkit: responses.RequestsMock) -> None:
+def test_ambiguous_failures_are_reconciled_by_default(imkit: responses.RequestsMock) -> None:
+    """A 502 after which the alert may be stored: read back, absent, sent again (once)."""
     imkit.post(URL, status=502, body="bad gateway")
+    history = {"totalCount": 0, "data": [], "userDeletedIDs": [], "inspect": {}}
+    imkit.get("https://app.imkit.io/rooms/alerts/messages/v3", json={"RC": 0, "RM": "OK", "result": history})
     imkit.post(URL, json={"RC": 0, "RM": "OK", "result": RESULT})
     notifier = ImkitNotifier(room="alerts", sender="bot")
     notifier(full_context())
-    assert len(imkit.calls) == 2 and notifier.result == RESULT
+    assert [c.request.method for c in imkit.calls] == ["POST", "GET", "POST"] and notifier.result == RESULT
 
 
 def test_alert_text_is_redacted(imkit: responses.RequestsMock) -> None:

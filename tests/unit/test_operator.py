@@ -13,6 +13,7 @@ from airflow.providers.common.compat.sdk import DAG, AirflowFailException
 
 from airflow_provider_imkit.exceptions import ImkitServerError
 from airflow_provider_imkit.operators.imkit import ImkitSendMessageOperator
+from airflow_provider_imkit.retry import RetryPolicy
 from tests.conftest import API_KEY
 
 URL = "https://app.imkit.io/messages"
@@ -128,10 +129,9 @@ def test_operator_settings_reach_the_hook(conn_env: Callable[..., None]) -> None
         message="x",
         imkit_conn_id="imkit_other",
         timeout=4,
-        max_attempts=7,
-        retry_on_ambiguous=True,
+        retry=RetryPolicy(max_attempts=7, on_ambiguous="resend"),
     )
     settings = op.get_hook().settings
     assert settings.conn_id == "imkit_other"
     assert settings.timeout == (4.0, 4.0)
-    assert (settings.retry.max_attempts, settings.retry.retry_on_ambiguous) == (7, True)
+    assert (settings.retry.max_attempts, settings.retry.on_ambiguous) == (7, "resend")

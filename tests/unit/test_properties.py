@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_imkit.envelope import parse_response
+from airflow_provider_imkit.client.envelope import parse_response
 from airflow_provider_imkit.exceptions import ImkitApiError, ImkitValidationError
 from airflow_provider_imkit.hooks.imkit import ImkitHook
 from airflow_provider_imkit.sandbox.app import SandboxApp

@@ -9,6 +9,7 @@ from airflow_provider_imkit.exceptions import (
     ImkitNotFoundError,
     ImkitRateLimitError,
     ImkitServerError,
+    ImkitTlsError,
 )
 from airflow_provider_imkit.retry import RetryPolicy
 
@@ -39,7 +40,8 @@ def conn(maybe_delivered: bool) -> ImkitConnectionError:
 )
 def test_what_is_retried(error: BaseException, default: bool, ambiguous_on: bool) -> None:
     assert RetryPolicy().is_retryable(error) is default
-    assert RetryPolicy(retry_on_ambiguous=True).is_retryable(error) is ambiguous_on
+    assert RetryPolicy(on_ambiguous="resend").is_retryable(error) is ambiguous_on
+    assert RetryPolicy(on_ambiguous="fail").is_retryable(error) is default
 
 
 def test_429_longer_than_cap_is_not_retried() -> None:
@@ -69,7 +71,7 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
         {"max_attempts": "3"},
         {"backoff": -1},
         {"jitter": 2},
-        {"retry_on_ambiguous": "yes"},
+        {"on_ambiguous": "yes"},
     ],
 )
 def test_invalid_settings(kwargs: dict[str, object]) -> None:
@@ -78,11 +80,21 @@ def test_invalid_settings(kwargs: dict[str, object]) -> None:
 
 
 def test_with_overrides_ignores_none() -> None:
-    policy = RetryPolicy().with_overrides(max_attempts=5, retry_on_ambiguous=None)
-    assert policy.max_attempts == 5 and policy.retry_on_ambiguous is False
+    policy = RetryPolicy().with_overrides(max_attempts=5, on_ambiguous=None)
+    assert policy.max_attempts == 5 and policy.on_ambiguous == "reconcile"
+
+
+def test_from_int_and_coerce() -> None:
+    assert RetryPolicy.from_int(2) == RetryPolicy(max_attempts=2)
+    assert RetryPolicy.coerce(2) == RetryPolicy(max_attempts=2)
+    assert RetryPolicy.coerce(None) is None
+    policy = RetryPolicy(backoff=0)
+    assert RetryPolicy.coerce(policy) is policy
+    with pytest.raises(ImkitConfigurationError, match="RetryPolicy, an int or None"):
+        RetryPolicy.coerce(True)
 
 
 def test_tls_errors_are_never_retried() -> None:
-    tls = ImkitConnectionError("POST", "/messages", "TLS error: x", maybe_delivered=False, permanent=True)
+    tls = ImkitTlsError("POST", "/messages", "TLS error: x")
     assert not RetryPolicy().is_retryable(tls)
-    assert not RetryPolicy(retry_on_ambiguous=True).is_retryable(tls)
+    assert not RetryPolicy(on_ambiguous="resend").is_retryable(tls)

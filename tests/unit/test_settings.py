@@ -101,7 +101,11 @@ def test_retry_extras() -> None:
     policy = settings.retry_from(
         "c", {"max_attempts": "5", "backoff": "0.5", "retry_on_ambiguous": "true"}, RetryPolicy()
     )
-    assert (policy.max_attempts, policy.backoff, policy.retry_on_ambiguous) == (5, 0.5, True)
+    assert (policy.max_attempts, policy.backoff, policy.on_ambiguous) == (5, 0.5, "resend")
+    assert settings.retry_from("c", {"on_ambiguous": "fail"}).on_ambiguous == "fail"
+    assert settings.retry_from("c", {"retry_on_ambiguous": False}).on_ambiguous == "reconcile"
+    with pytest.raises(ImkitConfigurationError, match="'c'.*on_ambiguous.*reconcile, fail, resend"):
+        settings.retry_from("c", {"on_ambiguous": "twice"})
     with pytest.raises(ImkitConfigurationError, match="'c'.*max_attempts"):
         settings.retry_from("c", {"max_attempts": "many"}, RetryPolicy())
     with pytest.raises(ImkitConfigurationError, match="'c'.*max_attempts"):
@@ -124,3 +128,32 @@ def test_proxy() -> None:
     assert settings.proxy_from({"proxy": ""}) is None
     assert settings.proxy_from({"proxy": "http://p:3128"}) == "http://p:3128"
     assert settings.proxy_from({"extra__imkit__proxy": "http://p:3128"}) == "http://p:3128"
+
+
+@pytest.mark.parametrize(
+    ("host", "schema", "conn_type", "expected", "assumed"),
+    [
+        ("127.0.0.1", None, "http", "http://127.0.0.1:8099", False),
+        ("127.0.0.1", "", "https", "https://127.0.0.1:8099", False),
+        ("127.0.0.1", None, "imkit", "https://127.0.0.1:8099", True),
+        ("127.0.0.1", "http", "imkit", "http://127.0.0.1:8099", False),
+        ("http://127.0.0.1", None, "imkit", "http://127.0.0.1:8099", False),
+        ("https://127.0.0.1", None, "http", "https://127.0.0.1:8099", False),
+    ],
+)
+def test_connection_type_gives_the_scheme(
+    host: str, schema: str | None, conn_type: str, expected: str, assumed: bool
+) -> None:
+    """A URI ``http://:KEY@host:port`` is a connection of type http: plain http, not https."""
+    found = settings.settings_from(
+        "c", host=host, password="k" * 20, schema=schema, port=8099, conn_type=conn_type
+    )
+    assert (found.base_url, found.scheme_assumed) == (expected, assumed)
+
+
+def test_every_extra_comes_from_one_table() -> None:
+    from airflow_provider_imkit.get_provider_info import CONN_FIELDS, EXTRAS
+
+    assert set(settings.KNOWN_EXTRAS) == set(EXTRAS)
+    assert set(CONN_FIELDS) <= set(EXTRAS)
+    assert settings.unknown_extras({"timout": 3, "max_attemps": 2, "timeout": 1}) == ["max_attemps", "timout"]

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import datetime
+from decimal import Decimal
+
 import pytest
 
 from airflow_provider_imkit import validation
@@ -80,3 +83,72 @@ def test_error_quotes_long_values_briefly() -> None:
     with pytest.raises(ImkitValidationError) as info:
         validation.identifier("room", " " + "x" * 500)
     assert len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("alice,bob", ["alice", "bob"]),
+        ("alice; bob ;carol", ["alice", "bob", "carol"]),
+        ('["alice", "bob"]', ["alice", "bob"]),
+        ("['alice', 'bob']", ["alice", "bob"]),
+        (" [ 'alice' ] ", ["alice"]),
+        ("('alice', 'bob')", ["alice", "bob"]),
+        ("alice,", ["alice"]),
+        ("[]", None),
+        ("", None),
+        ("小明,😀user", ["小明", "😀user"]),
+    ],
+)
+def test_list_fields_accept_what_users_write(value: str, expected: list[str] | None) -> None:
+    for field in ("mentions", "rooms", "receivers"):
+        assert validation.user_ids(field, value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "problem"),
+    [
+        ("alice bob", "mentions[0]", "not an id"),
+        (["alice,bob"], "mentions[0]", "not an id"),
+        (["['alice']"], "mentions[0]", "not an id"),
+        (['"alice"'], "mentions[0]", "not an id"),
+        ("[alice, bob", "mentions[0]", "not an id"),
+        ("['alice', ", "mentions[0]", "not an id"),
+        ("[alice bob]", "mentions", "cannot be parsed"),
+        ('{"a": 1}', "mentions[0]", "not an id"),
+        ("[1, 2]", "mentions[0]", "must be a string"),
+    ],
+)
+def test_list_fields_reject_ids_that_cannot_be(value: object, field: str, problem: str) -> None:
+    with pytest.raises(ImkitValidationError, match=problem) as info:
+        validation.user_ids("mentions", value)
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("hello", "hello"),
+        (1284, "1284"),
+        (12.5, "12.5"),
+        (True, "True"),
+        (Decimal("3.10"), "3.10"),
+        (datetime.date(2026, 1, 2), "2026-01-02"),
+        ({"rows": 3, "名": "值"}, '{"rows":3,"名":"值"}'),
+        ([1, "a"], '[1,"a"]'),
+        (None, None),
+        ("", None),
+        ("  \n", None),
+    ],
+)
+def test_rendered_text(value: object, expected: str | None) -> None:
+    assert validation.rendered_text(value) == expected
+
+
+def test_rendered_ids_and_mappings() -> None:
+    assert validation.rendered_id(1234) == "1234"
+    assert validation.rendered_id(True) is True  # not an id: the hook says so
+    assert validation.rendered_ids([1, "b"]) == ["1", "b"]
+    assert validation.rendered_mapping("{'a': {'$x$': 1}}") == {"a": {"$x$": 1}}
+    assert validation.rendered_mapping('{"a": 1}') == {"a": 1}
+    assert validation.rendered_mapping("{not a dict") == "{not a dict"

@@ -111,6 +111,7 @@ def parse_response(
     headers: Mapping[str, str],
     content: bytes,
     redact: Callable[[str], str] = lambda text: text,
+    subject: dict[str, str] | None = None,
 ) -> Any:
     """
     Return the envelope's ``result`` for a successful response, else raise.
@@ -122,6 +123,7 @@ def parse_response(
     :param content: raw response body.
     :param redact: applied to every server-provided text kept in an error, so that a server
         or proxy that echoes the request cannot put the API key into an exception.
+    :param subject: what the request was about (room, sender, conn_id...), kept on the error.
     :raises ImkitApiError: (a subclass chosen by status) for anything but a valid success.
     """
     content_type = headers.get("Content-Type", "") or ""
@@ -139,6 +141,7 @@ def parse_response(
             status_code=status_code,
             message=redact(_non_json_summary(content, content_type)),
             retry_after=header_wait if status_code == 429 else None,
+            subject=subject,
         )
 
     rc = body.get("RC")
@@ -175,4 +178,5 @@ def parse_response(
         code=redact(code) if code else None,
         message=redact(message) if message else None,
         retry_after=max(waits) if waits and (status_code == 429 or cls is ImkitRateLimitError) else None,
+        subject=subject,
     )

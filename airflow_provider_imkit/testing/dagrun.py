@@ -1,6 +1,7 @@
 """Run DAGs for real (``airflow dags test`` in a child process) against a sandbox.
 
-Used by the demo and the end-to-end tests, and usable in your own tests::
+Used by the demo and the end-to-end tests, and usable in your own tests
+(``from airflow_provider_imkit.testing import ImkitSandbox, airflow_env, migrate, run_dag``)::
 
     with ImkitSandbox(rooms=["ops"], users=["bot"]) as sandbox, tempfile.TemporaryDirectory() as home:
         env = airflow_env(home, "dags/", {"AIRFLOW_CONN_IMKIT_DEFAULT": sandbox.connection_json()})

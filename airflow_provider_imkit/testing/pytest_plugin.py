@@ -9,7 +9,9 @@ In your own DAG tests::
         assert imkit_sandbox.received("ops")[-1]["message"].startswith("Done")
 
 The server listens on a free loopback port, ``AIRFLOW_CONN_IMKIT_DEFAULT`` points at it for
-the duration of the test, and everything is shut down afterwards.
+the duration of the test, and everything is shut down afterwards. An exception inside the
+sandbox (a bug in it, answered with HTTP 500) is re-raised at teardown, so that it fails
+the test instead of passing for a network fault.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_imkit.sandbox.server import ImkitSandbox
+from airflow_provider_imkit.sandbox import ImkitSandbox
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -30,3 +32,4 @@ def imkit_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[ImkitSandbox]:
     with ImkitSandbox() as sandbox:
         monkeypatch.setenv("AIRFLOW_CONN_IMKIT_DEFAULT", sandbox.connection_json())
         yield sandbox
+    sandbox.check()

@@ -1,4 +1,4 @@
-"""HTTP transport for the hook: a requests adapter whose sockets honour a hard deadline.
+"""HTTP transport for the client: a requests adapter whose sockets honour a hard deadline.
 
 requests' read timeout bounds each wait for bytes, not the whole response: a server (or a
 proxy) that trickles one byte at a time can hold a request open for ever. The adapter here
@@ -8,6 +8,11 @@ send also stops at the deadline of the call in progress, set per thread with
 
 It also classifies requests' exceptions into :class:`ImkitConnectionError`, telling
 whether the request may have reached the server.
+
+It relies on urllib3 2.x internals (``ConnectionCls`` of the pools, ``pool_classes_by_scheme``
+of the pool managers, ``connect()`` setting ``self.sock``, responses read through
+``sock.makefile("rb")``): pyproject bounds urllib3 to ``>=2,<3`` and tests/unit/test_transport.py
+checks each of them.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 
-from airflow_provider_imkit.exceptions import ImkitConnectionError
+from airflow_provider_imkit.exceptions import ImkitConnectionError, ImkitTlsError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -136,19 +141,52 @@ class DeadlineAdapter(HTTPAdapter):
         return manager
 
 
+#: What OpenSSL says when the server answers a TLS hello in plain HTTP.
+_PLAIN_HTTP_SIGNS = (
+    "wrong version number",
+    "wrong_version_number",
+    "record layer failure",
+    "unknown protocol",
+)
+
+
+def _plain_http_answer(exc: BaseException) -> bool:
+    text = " ".join(str(c) for c in _causes(exc)).lower()
+    return any(sign in text for sign in _PLAIN_HTTP_SIGNS)
+
+
+def _tls_reason(detail: str, plain_http: bool, scheme_assumed: bool) -> str:
+    if plain_http and scheme_assumed:
+        return (
+            "TLS error: the Base URL has no scheme, so https was assumed, but the server answered "
+            "plain HTTP; write http:// in the connection's Base URL (e.g. http://127.0.0.1:8099)"
+        )
+    if plain_http:
+        return "TLS error: the server answered plain HTTP to https; use http:// in the connection's Base URL"
+    return f"TLS error: {detail}"
+
+
 def transport_error(
-    method: str, path: str, exc: requests.RequestException, redact: Callable[[str], str]
+    method: str,
+    path: str,
+    exc: requests.RequestException,
+    redact: Callable[[str], str],
+    scheme_assumed: bool = False,
 ) -> ImkitConnectionError:
-    """Classify a requests exception: could the request have reached the server?"""
+    """Classify a requests exception: could the request have reached the server?
+
+    TLS failures (certificates, or plain HTTP answering https) are :class:`ImkitTlsError`:
+    permanent, and worded for what to fix (``scheme_assumed``: the Base URL had no scheme).
+    """
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return ImkitConnectionError(method, path, "connect timeout", maybe_delivered=False)
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return ImkitConnectionError(
             method, path, "read timeout: the server may have processed the request", maybe_delivered=True
         )
-    if isinstance(exc, requests.exceptions.SSLError):
-        return ImkitConnectionError(
-            method, path, f"TLS error: {redact(str(exc))}", maybe_delivered=False, permanent=True
+    if isinstance(exc, requests.exceptions.SSLError) or _plain_http_answer(exc):
+        return ImkitTlsError(
+            method, path, _tls_reason(redact(str(exc)), _plain_http_answer(exc), scheme_assumed)
         )
     if isinstance(exc, requests.exceptions.ConnectionError):
         refused = next((c for c in _causes(exc) if isinstance(c, NewConnectionError)), None)

@@ -1,0 +1,59 @@
+"""The connection form for Airflow 2.11 to 3.1, and the advice of a failed connection test.
+
+Airflow 3.2+ builds the form from ``conn-fields`` in get_provider_info; older versions ask
+the hook for widgets. Both come from the one table of extras, ``EXTRAS``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from airflow_provider_imkit.exceptions import (
+    ImkitApiError,
+    ImkitAuthenticationError,
+    ImkitConnectionError,
+    ImkitError,
+    ImkitTlsError,
+)
+from airflow_provider_imkit.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+
+
+def ui_field_behaviour() -> dict[str, Any]:
+    """The form's layout as the hook method spells it: underscores, where provider info has hyphens."""
+    return {key.replace("-", "_"): copy.deepcopy(value) for key, value in UI_FIELD_BEHAVIOUR.items()}
+
+
+def connection_form_widgets() -> dict[str, Any]:
+    """WTForms fields for the form's extras: a checkbox for booleans, a text box otherwise."""
+    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import BooleanField, StringField
+
+    widgets: dict[str, Any] = {}
+    for name, field in CONN_FIELDS.items():
+        label, description = lazy_gettext(str(field["label"])), str(field["description"])
+        schema: Any = field["schema"]
+        if "boolean" in schema["type"] and "string" not in schema["type"]:
+            widgets[name] = BooleanField(label, default=False, description=description)
+        else:
+            widgets[name] = StringField(label, widget=BS3TextFieldWidget(), description=description)
+    return widgets
+
+
+def connection_test_advice(conn_id: str, exc: ImkitError) -> str:
+    """Say what to fix for a failed connection test."""
+    if isinstance(exc, ImkitAuthenticationError):
+        what = exc.code or exc.status_code
+        return f"IMKIT rejected the API key ({what}): check the password of connection {conn_id!r}. {exc}"
+    if isinstance(exc, ImkitTlsError) and "plain HTTP" in exc.reason:
+        return f"{exc.reason}."
+    if isinstance(exc, ImkitTlsError):
+        return f"TLS failed: {exc.reason}. For a self-hosted server set the extra 'verify' to its CA bundle."
+    if isinstance(exc, ImkitConnectionError):
+        return f"Cannot reach the server: {exc.reason}. Check the Base URL, proxy and network. ({exc})"
+    if isinstance(exc, ImkitApiError) and (
+        exc.status_code in (404, 405) or (exc.rc is None and exc.code is None)
+    ):
+        return f"The Base URL answered, but not as IMKIT's Platform API: check the Base URL. ({exc})"
+    return str(exc)

@@ -1,0 +1,103 @@
+"""Reading a room back to learn whether a message was stored (``GET /rooms/{room}/messages/v3``).
+
+IMKIT has no idempotency key: after a send that may or may not have been stored, the only
+way to post exactly once is to look. Used by the hook's ``reconcile`` policy and by task
+retries. No Airflow in here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from airflow_provider_imkit.exceptions import ImkitReadBackError
+from airflow_provider_imkit.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from airflow_provider_imkit.client import ImkitClient
+
+#: How far before the first attempt a read-back looks, for clocks that disagree (ms).
+READ_BACK_CLOCK_SKEW_MS = 30_000
+#: Read-back pages (newest first) before giving up, and messages per page.
+READ_BACK_PAGES, READ_BACK_PAGE_SIZE = 5, 100
+#: Reading is safe to repeat: one retry, short wait, also after ambiguous failures.
+READ_POLICY = RetryPolicy(max_attempts=2, backoff=0.2, on_ambiguous="resend")
+
+
+def message_fields(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The :func:`find_message` arguments that identify a ``POST /messages`` body."""
+    return {
+        "room": body["room"],
+        "sender": body["sender"],
+        "message": body["message"],
+        "message_type": body["messageType"],
+        "mentions": body.get("mentions"),
+    }
+
+
+def find_message(
+    client: ImkitClient,
+    *,
+    room: str,
+    sender: str,
+    message: str,
+    message_type: str,
+    mentions: Iterable[str] | None,
+    since_ms: int,
+    until: float | None = None,
+) -> dict[str, Any] | None:
+    """
+    The newest message of ``room`` from ``sender`` with this type, text and mentions, created
+    at or after ``since_ms``; None when the room proves there is none. ``until`` (a
+    ``time.monotonic()`` value) bounds the reading, e.g. by the deadline of the send.
+
+    :raises ImkitReadBackError: more than ``READ_BACK_PAGES * READ_BACK_PAGE_SIZE`` messages
+        since ``since_ms``: absence cannot be proven.
+    :raises ImkitError: the room could not be read.
+    """
+    want = {"room": room, "sender": sender, "message": message, "message_type": message_type}
+    want_mentions = sorted(mentions or [])
+    path = f"/rooms/{quote(room, safe='')}/messages/v3"
+    params: dict[str, Any] = {
+        "afterTime": since_ms,
+        "timeRangeField": "createdAt",
+        "limit": READ_BACK_PAGE_SIZE,
+    }
+    for _ in range(READ_BACK_PAGES):
+        page = client.request(
+            "GET", path, params=params, retry=READ_POLICY, subject={"room": room}, until=until
+        )
+        data = page.get("data")
+        if not isinstance(data, list):
+            raise ImkitReadBackError(f"IMKIT GET {path}: the answer holds no message list")
+        for item in data:
+            if isinstance(item, dict) and same_message(item, want, want_mentions, since_ms):
+                return item
+        if len(data) < READ_BACK_PAGE_SIZE or not isinstance(data[-1], dict):
+            return None
+        params["beforeMessage"] = data[-1].get("_id")
+    raise ImkitReadBackError(
+        f"IMKIT GET {path}: more than {READ_BACK_PAGES * READ_BACK_PAGE_SIZE} messages since the send "
+        "began; cannot prove the message absent"
+    )
+
+
+def same_message(
+    item: Mapping[str, Any], want: Mapping[str, Any], mentions: list[str], since_ms: int
+) -> bool:
+    """Whether a listed message is the one sent: sender (id or user object), text, type, room,
+    not deleted, created since ``since_ms``, and the same mentions where the server lists them."""
+    sender = item.get("sender")
+    sender_id = sender.get("_id") if isinstance(sender, dict) else sender
+    created = item.get("createdAtMS")
+    return (
+        sender_id == want["sender"]
+        and item.get("message") == want["message"]
+        and item.get("messageType") == want["message_type"]
+        and item.get("room", want["room"]) == want["room"]
+        and not item.get("isDeleted")
+        and (not isinstance(created, int | float) or created >= since_ms)
+        and ("mentions" not in item or sorted(item.get("mentions") or []) == mentions)
+    )

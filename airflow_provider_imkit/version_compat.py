@@ -1,0 +1,20 @@
+"""What differs between the Airflow versions this provider supports, as module constants.
+
+Every Airflow-version check of the provider reads one of these; nothing else compares
+versions. Importing this module imports Airflow (common-compat's version helper).
+"""
+
+from __future__ import annotations
+
+from airflow.providers.common.compat.version_compat import get_base_airflow_version_tuple
+
+AIRFLOW_VERSION: tuple[int, int, int] = get_base_airflow_version_tuple()
+
+#: Airflow 3: the task SDK masks a connection's password and extra when a task fetches it,
+#: and its ``mask_secret`` sends the value to the supervisor (logged at debug level on 3.0),
+#: so the provider must not call it again.
+SDK_MASKS_CONNECTION_SECRETS: bool = AIRFLOW_VERSION >= (3, 0, 0)
+
+#: Airflow 3.1+: ``BaseNotifier.__init__`` takes the context (Deadline Alerts' AsyncCallback
+#: builds the notifier with ``context=``), and human-in-the-loop operators exist.
+AIRFLOW_V_3_1_PLUS: bool = AIRFLOW_VERSION >= (3, 1, 0)

@@ -1,0 +1,112 @@
+"""ImkitClient on its own: no Airflow in the process, subjects in errors, shapes of results."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import responses
+
+from airflow_provider_imkit.client import ImkitClient
+from airflow_provider_imkit.exceptions import ImkitApiError, ImkitAuthenticationError, ImkitNotFoundError
+from airflow_provider_imkit.retry import RetryPolicy
+from airflow_provider_imkit.settings import ImkitSettings
+from tests.conftest import API_KEY
+
+BASE = "https://app.imkit.io"
+
+
+def client() -> ImkitClient:
+    return ImkitClient(ImkitSettings(conn_id="imkit_ops", base_url=BASE, api_key=API_KEY))
+
+
+def test_client_imports_and_sends_where_airflow_cannot_be_imported() -> None:
+    """A process in which ``import airflow`` fails: the client still sends, over real HTTP."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+
+        class NoAirflow:
+            def find_spec(self, name, path=None, target=None):
+                if name == "airflow" or name.startswith("airflow."):
+                    raise ImportError("airflow is not importable here")
+
+        sys.meta_path.insert(0, NoAirflow())
+        import airflow_provider_imkit.client as client_module
+        from airflow_provider_imkit.exceptions import ImkitError, ImkitNotFoundError
+        from airflow_provider_imkit.settings import ImkitSettings
+        from airflow_provider_imkit.sandbox import ImkitSandbox
+
+        with ImkitSandbox(api_key={API_KEY!r}, rooms=["ops"], users=["bot"]) as sandbox:
+            settings = ImkitSettings(conn_id="script", base_url=sandbox.url, api_key={API_KEY!r})
+            with client_module.ImkitClient(settings) as c:
+                sent = c.request("POST", "/messages", json_body={{
+                    "room": "ops", "sender": "bot", "message": "hi", "messageType": "text"}})
+                try:
+                    c.request("POST", "/messages", json_body={{
+                        "room": "nope", "sender": "bot", "message": "hi", "messageType": "text"}},
+                        subject={{"room": "nope"}})
+                except ImkitNotFoundError as exc:
+                    assert "room 'nope'" in str(exc) and exc.room == "nope", exc
+            assert sandbox.received("ops")[0]["_id"] == sent["_id"]
+        loaded = sorted(m for m in sys.modules if m == "airflow" or m.startswith("airflow."))
+        assert not loaded, loaded
+        assert ImkitError.__mro__[1].__module__ == "airflow_provider_imkit.exceptions"
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "ok"
+
+
+@responses.activate
+def test_errors_name_their_subject() -> None:
+    def not_found(code: str) -> dict[str, object]:
+        return {"RC": 404, "RM": "Not Found", "error": {"code": code, "message": "does not exist"}}
+
+    responses.post(f"{BASE}/messages", status=404, json=not_found("ROOM_NOT_FOUND"))
+    responses.post(f"{BASE}/messages", status=404, json=not_found("CLIENT_NOT_FOUND"))
+    responses.post(f"{BASE}/messages", status=401, json={"error": "INVALID_API_KEY", "message": "bad key"})
+    subject = {"room": "ops-room", "sender": "bot-7"}
+    with pytest.raises(ImkitNotFoundError) as room:
+        client().request("POST", "/messages", json_body={}, subject=subject)
+    assert "[room 'ops-room']" in str(room.value) and room.value.room == "ops-room"
+    with pytest.raises(ImkitNotFoundError) as sender:
+        client().request("POST", "/messages", json_body={}, subject=subject)
+    assert "[sender 'bot-7']" in str(sender.value) and sender.value.sender == "bot-7"
+    with pytest.raises(ImkitAuthenticationError) as auth:
+        client().request("POST", "/messages", json_body={}, subject=subject)
+    assert "[connection 'imkit_ops']" in str(auth.value) and auth.value.conn_id == "imkit_ops"
+    assert API_KEY not in str(auth.value)
+
+
+@responses.activate
+def test_user_calls_name_the_user() -> None:
+    body = {"RC": 404, "RM": "Not Found", "error": {"code": "CLIENT_NOT_FOUND", "message": "no such user"}}
+    responses.post(f"{BASE}/admin/clients", status=404, json=body)
+    with pytest.raises(ImkitNotFoundError, match=r"\[user 'u-1'\]") as info:
+        client().request("POST", "/admin/clients", json_body={}, subject={"user_id": "u-1"})
+    assert info.value.user_id == "u-1" and info.value.sender is None
+
+
+@responses.activate
+def test_result_shape_is_checked_once_for_every_endpoint() -> None:
+    responses.get(f"{BASE}/x", json={"RC": 0, "RM": "OK", "result": ["a"]})
+    with pytest.raises(ImkitApiError, match="expected a thing as result, got list"):
+        client().request("GET", "/x", expect="a thing")
+    assert client().request("GET", "/x", expect=None) == ["a"]
+
+
+@responses.activate
+def test_request_returns_the_result_only_and_logs_retries(caplog: pytest.LogCaptureFixture) -> None:
+    responses.get(f"{BASE}/x", status=503, body="busy")
+    responses.get(f"{BASE}/x", json={"RC": 0, "RM": "OK", "result": {"count": 1}})
+    waits: list[float] = []
+    c = ImkitClient(ImkitSettings(conn_id="c", base_url=BASE, api_key=API_KEY), sleep=waits.append)
+    with caplog.at_level("INFO", logger="airflow_provider_imkit.client"):
+        assert c.request("GET", "/x", retry=RetryPolicy(backoff=0.5, jitter=0)) == {"count": 1}
+    assert waits == [0.5]
+    assert "attempt 1 failed" in caplog.text and "succeeded on attempt 2" in caplog.text
