@@ -16,8 +16,11 @@ if [ ${#versions[@]} -eq 0 ]; then
 fi
 for version in "${versions[@]}"; do
     echo "==> constraints/airflow-$version.txt" >&2
+    extras=(--extra test --extra lint)
+    # The deployment test (Celery, Postgres, Redis) runs on Airflow 3 only.
+    [ "${version%%.*}" -ge 3 ] && extras+=(--extra deploy)
     echo "apache-airflow==$version" | "$uv" pip compile --quiet --python-version 3.11 \
-        --extra test --extra lint pyproject.toml - \
+        "${extras[@]}" pyproject.toml - \
         --custom-compile-command "scripts/constraints.sh $version" \
         -o "constraints/airflow-$version.txt"
 done

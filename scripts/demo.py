@@ -6,6 +6,7 @@ received. Exits 1 when a DAG did not end as demo.json says it should.
 
     scripts/demo.sh            # run and exit
     scripts/demo.sh --serve    # ...then keep the sandbox's inbox page open until Ctrl-C
+    scripts/demo.sh --celery   # the same DAGs on a real deployment (Postgres, Redis, Celery)
 """
 
 from __future__ import annotations
@@ -66,11 +67,25 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--serve", action="store_true", help="keep the sandbox running after the DAGs")
+    parser.add_argument(
+        "--celery",
+        action="store_true",
+        help="run on a real deployment: Postgres, Redis, every Airflow component, a Celery worker",
+    )
     parser.add_argument("--port", type=int, default=0, help="sandbox port (default: a free one)")
     parser.add_argument("--logs", default=str(ROOT / ".artifacts" / "demo"), help="where the DAG logs go")
     args = parser.parse_args(argv)
 
     plan = load_plan()
+    if args.celery:
+        from demo_celery import run, with_signals_as_interrupts
+
+        with_signals_as_interrupts()
+        try:
+            return run(plan, args.serve, transcript_line)
+        except KeyboardInterrupt:
+            print("Interrupted: every process was stopped.")
+            return 130
     logs = Path(args.logs)
     logs.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -46,7 +47,21 @@ if TYPE_CHECKING:
 
 __all__ = ["NOT_FOUND", "USER_AGENT", "ImkitClient"]
 
-USER_AGENT = f"airflow-provider-imkit/{__version__}"
+
+def _airflow_component(argv: list[str]) -> str | None:
+    """The Airflow command this process runs (``celery worker``, ``dag-processor``,
+    ``triggerer``, ``scheduler``, ``dags test``...), from its command line; None outside Airflow.
+    Task processes, callbacks and triggers run in (forks of) these, so servers can tell which
+    component sent a request."""
+    if not argv or os.path.basename(argv[0]) != "airflow" or len(argv) < 2:
+        return None
+    words = [word for word in argv[1:3] if not word.startswith("-")]
+    return " ".join(words[:2] if words and words[0] in ("celery", "dags", "tasks") else words[:1]) or None
+
+
+_COMPONENT = _airflow_component(sys.argv)
+#: Sent with every request: the provider's version, and the Airflow component when known.
+USER_AGENT = f"airflow-provider-imkit/{__version__}" + (f" (airflow {_COMPONENT})" if _COMPONENT else "")
 
 
 class NotFound:

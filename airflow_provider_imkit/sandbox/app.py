@@ -46,6 +46,10 @@ class RequestRecord:
     fault: str | None = None
     #: False when the connection was gone before the whole answer was written.
     completed: bool = True
+    #: The client's User-Agent (the provider names the Airflow component in it).
+    user_agent: str | None = None
+    #: The ``_id`` of the object a successful answer returned (a stored message...).
+    result_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

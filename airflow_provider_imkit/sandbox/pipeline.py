@@ -32,6 +32,7 @@ def serve(app: SandboxApp, exchange: Exchange) -> None:
     key = exchange.header("IM-API-KEY")
     record = exchange.record = app.authenticate(key)
     record.method, record.path = method, path
+    record.user_agent = exchange.header("User-Agent")
     denial = app.auth_failure(record)
     if path.startswith(CONTROL_PREFIX):
         exchange.reply(denial or control(app, method, path[len(CONTROL_PREFIX) :], exchange.body))
@@ -53,7 +54,11 @@ def serve(app: SandboxApp, exchange: Exchange) -> None:
         exchange.reply(limited)
         return
     # 5. route
-    exchange.reply(exchange.process())
+    answer = exchange.process()
+    result = answer.body.get("result") if isinstance(answer.body, dict) else None
+    if answer.status == 200 and isinstance(result, dict) and isinstance(result.get("_id"), str):
+        record.result_id = result["_id"]
+    exchange.reply(answer)
 
 
 def control(app: SandboxApp, method: str, action: str, body: bytes) -> Answer:

@@ -1,0 +1,134 @@
+"""The demo on a real deployment: ``scripts/demo.sh --celery``.
+
+Postgres, Redis, the sandbox, and Airflow's api-server, scheduler, dag-processor, triggerer
+and one Celery worker (concurrency 2), each its own process; the IMKIT connection stored in
+the metadata database. Every example DAG is unpaused and triggered through the REST API;
+then each room's transcript, each DAG's state, which component sent each alert, the time
+from a task's failure to its alert, and the memory of each component. Exits 1 when a DAG
+did not end as example_dags/demo.json says. Every process is stopped on exit, Ctrl-C too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_imkit.sandbox import ImkitSandbox
+from airflow_provider_imkit.testing.deployment import Deployment
+
+ROOT = Path(__file__).resolve().parent.parent
+DAGS = ROOT / "example_dags"
+LOGICAL_DATE = "2026-01-02T06:00:00+00:00"
+
+
+def components(sandbox: ImkitSandbox) -> dict[str, str]:
+    """Message id -> the Airflow component that sent it (the provider's User-Agent says)."""
+    found = {}
+    for request in sandbox.requests():
+        match = re.search(r"\(airflow ([^)]+)\)", request.get("user_agent") or "")
+        if request.get("result_id") and match:
+            found[request["result_id"]] = match.group(1)
+    return found
+
+
+def alert_report(deployment: Deployment, sandbox: ImkitSandbox, dag_id: str, run_id: str) -> list[str]:
+    """For each alert about this DAG: the component that sent it and its delay after the failure."""
+    failed = [
+        ti for ti in deployment.task_instances(dag_id, run_id) if ti["state"] == "failed" and ti["end_date"]
+    ]
+    failed_at = min((datetime.fromisoformat(ti["end_date"]) for ti in failed), default=None)
+    sent_by = components(sandbox)
+    lines = []
+    for room, messages in sorted(sandbox.all_received().items()):
+        for message in messages:
+            text = message["message"] if isinstance(message["message"], str) else ""
+            if f"DAG: {dag_id}" not in text.splitlines():
+                continue
+            delay = ""
+            if failed_at is not None:
+                seconds = max(0.0, message["createdAtMS"] / 1000 - failed_at.timestamp())
+                delay = f", {seconds:.1f} s after the task failed"
+            who = sent_by.get(message["_id"], "?")
+            lines.append(f"    alert in #{room} sent by the {who}{delay}: {text.splitlines()[0]}")
+    return lines
+
+
+def run(plan: dict[str, Any], serve: bool, transcript: Any) -> int:
+    started = time.monotonic()
+    passthrough = {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW__IMKIT__")}
+    with (
+        ImkitSandbox(rooms=plan["rooms"], users=plan["users"]) as sandbox,
+        Deployment(
+            root=ROOT / ".artifacts" / "demo-celery",
+            dags_folder=DAGS,
+            imkit_conn={"host": sandbox.url, "password": sandbox.api_key},
+            extra_env=passthrough,
+        ) as deployment,
+    ):
+        print(
+            f"IMKIT sandbox at {sandbox.url}; Postgres :{deployment.pg_port}, Redis :{deployment.redis_port}"
+        )
+        print(
+            f"Airflow up in {deployment.timings['up']:.0f} s: api-server, scheduler, dag-processor,"
+            " triggerer, celery worker; the connection imkit_default is stored in the metadata database"
+        )
+        deployment.wait_for_dags(list(plan["dags"]))
+        runs = {dag_id: deployment.trigger(dag_id, LOGICAL_DATE) for dag_id in plan["dags"]}
+        print(f"Triggered {len(runs)} DAGs through the REST API; waiting for them to end...", flush=True)
+        states = deployment.wait(runs, timeout=300)
+        sandbox.flush_batches()
+        all_ok = True
+        print()
+        for dag_id, expected in plan["dags"].items():
+            ok = states.get(dag_id) == expected
+            all_ok &= ok
+            verdict = "as expected" if ok else f"EXPECTED {expected}"
+            print(f"{dag_id}: {states.get(dag_id)} ({verdict})")
+            for line in alert_report(deployment, sandbox, dag_id, runs[dag_id]):
+                print(line)
+        print("\nWhat each room received:")
+        for room, messages in sorted(sandbox.all_received().items()):
+            print(f"\n# {room} ({len(messages)} message{'s' if len(messages) != 1 else ''})")
+            for message in messages:
+                print(transcript(message))
+        memory = deployment.memory_mib()
+        print(
+            "\nMemory (RSS with child processes): " + ", ".join(f"{k} {v:.0f} MiB" for k, v in memory.items())
+        )
+        print(f"  in all {sum(memory.values()):.0f} MiB; logs: {deployment.logs.relative_to(ROOT)}")
+        summary = "all DAGs ended as expected" if all_ok else "SOME DAGS DID NOT END AS EXPECTED"
+        print(f"Done in {time.monotonic() - started:.0f} s: {summary}")
+        if serve:
+            print(
+                f"\nAirflow UI: {deployment.api_url}/  (no login: simple auth manager, every user is admin)"
+            )
+            print(f"Inbox page: {sandbox.url}/\nServing until Ctrl-C ...", flush=True)
+            try:
+                while True:
+                    time.sleep(1)
+                    deployment.check_alive()
+            except KeyboardInterrupt:
+                pass
+        print("Stopping every process...", flush=True)
+    return 0 if all_ok else 1
+
+
+def with_signals_as_interrupts() -> None:
+    """SIGINT (also when started in the background, where it is ignored by default) and
+    SIGTERM end the demo like Ctrl-C: every process is stopped on the way out."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+if __name__ == "__main__":
+    sys.exit("run through scripts/demo.sh --celery")

@@ -1,0 +1,81 @@
+"""DAGs that only the deployment test runs (tests/deployment/): each component's part."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+import requests
+from airflow.providers.common.compat.sdk import DAG, BaseHook, task
+
+from airflow_provider_imkit.notifications.imkit import ImkitNotifier
+from airflow_provider_imkit.operators.imkit import ImkitSendMessageOperator
+
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+BOT = "airflow-bot"
+TOKENS = [f"token-{i:02d}" for i in range(40)]
+
+
+def arm_faults(*faults: dict[str, Any]) -> None:
+    """Script the sandbox's next answers (POST /_sandbox/faults, same key as the API)."""
+    conn = BaseHook.get_connection("imkit_default")
+    for fault in faults:
+        answer = requests.post(
+            f"{conn.host}/_sandbox/faults", json=fault, headers={"IM-API-KEY": conn.password}, timeout=10
+        )
+        answer.raise_for_status()
+
+
+# A send whose first attempt is stored and then dropped, with the room unreadable on the
+# first try: the try fails; the Celery retry reads back and finds it. One message.
+with DAG("deploy_retry_after_drop", start_date=START, schedule=None, catchup=False, tags=["deploy"]):
+
+    @task
+    def arm() -> None:
+        arm_faults(
+            {"path": "/messages", "kind": "close_after"},
+            {"path": "/rooms/deploy-retry/messages/v3", "kind": "status", "status": 500, "times": 2},
+        )
+
+    arm() >> ImkitSendMessageOperator(
+        task_id="send",
+        room="deploy-retry",
+        sender=BOT,
+        message="loaded once",
+        retries=2,
+        retry_delay=timedelta(seconds=1),
+    )
+
+# 40 mapped sends through a pool of 2 slots: none lost, none doubled, none failed.
+with DAG("deploy_mapped_sends", start_date=START, schedule=None, catchup=False, tags=["deploy"]):
+    ImkitSendMessageOperator.partial(task_id="send", room="deploy-load", sender=BOT, pool="imkit").expand(
+        message=TOKENS
+    )
+
+# A Deadline Alert (AsyncCallback with the notifier): awaited in the triggerer.
+from airflow_provider_imkit.version_compat import AIRFLOW_V_3_1_PLUS  # noqa: E402
+
+if AIRFLOW_V_3_1_PLUS:  # Deadline Alerts exist from Airflow 3.1
+    from airflow.sdk.definitions.callback import AsyncCallback
+    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+    with DAG(
+        "deploy_deadline_alert",
+        start_date=START,
+        schedule=None,
+        catchup=False,
+        tags=["deploy"],
+        deadline=DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=timedelta(seconds=3),
+            callback=AsyncCallback(ImkitNotifier, kwargs={"room": "deploy-deadline", "sender": BOT}),
+        ),
+    ):
+
+        @task
+        def slow() -> None:
+            time.sleep(25)
+
+        slow()

@@ -1,0 +1,112 @@
+"""The provider on a real deployment: CeleryExecutor, Postgres, Redis, every component its own
+process, the connection in the metadata database (no AIRFLOW_CONN_* anywhere)."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import API_KEY
+from tests.deployment.conftest import Deployed
+from tests.deployment.dags.deployment_cases import TOKENS
+
+
+def texts(deployed: Deployed, room: str, sender: str | None = None) -> list[str]:
+    return [m["message"] for m in deployed.sandbox.received(room) if sender is None or m["sender"] == sender]
+
+
+def components(deployed: Deployed) -> dict[str, str]:
+    """Message id -> the Airflow component that sent it (from the provider's User-Agent)."""
+    found = {}
+    for request in deployed.sandbox.requests():
+        match = re.search(r"\(airflow ([^)]+)\)", request.get("user_agent") or "")
+        if request["result_id"] and match:
+            found[request["result_id"]] = match.group(1)
+    return found
+
+
+def test_every_dag_ends_as_planned(deployed: Deployed) -> None:
+    for dag_id, expected in deployed.plan.items():
+        assert deployed.states[dag_id] == expected, dag_id
+    assert deployed.states["deploy_retry_after_drop"] == "success"
+    assert deployed.states["deploy_mapped_sends"] == "success"
+    assert deployed.states["deploy_deadline_alert"] == "success"
+
+
+def test_example_rooms_hold_exactly_what_the_dags_sent(deployed: Deployed) -> None:
+    pipeline = texts(deployed, "data-pipeline", "airflow-bot")
+    starts = [
+        t for t in pipeline if t.startswith("Pipeline example_imkit_send_message started for 2026-01-02")
+    ]
+    assert len(starts) == 1
+    assert pipeline.count("Loaded 1284 rows into the warehouse 📦 倉庫已更新") == 1
+    assert pipeline.count("Nightly data for 2026-01-02 is ready. No action needed.") == 1
+    assert (
+        pipeline.count(
+            "✅ Daily pipeline example_imkit_success_summary done for 2026-01-02: all tasks succeeded."
+        )
+        == 1
+    )
+    assert len([t for t in pipeline if t.startswith("Pipeline example_imkit_send_message finished.")]) == 1
+    assert len(pipeline) == 5
+    for room, team in (
+        ("team-analytics", "Analytics: 120"),
+        ("team-finance", "Finance: 75"),
+        ("team-marketing", "Marketing: 33"),
+    ):
+        assert sorted(texts(deployed, room)) == sorted(
+            [
+                "Fresh data for 2026-01-02 is available in your dashboards.",
+                f"Hello {team} new rows for 2026-01-02 are in your dashboards.",
+            ]
+        )
+    (recalled,) = [m for m in deployed.sandbox.received("data-pipeline") if m["sender"] == "release-bot"]
+    assert recalled["messageType"] == "recall"
+    alerts = texts(deployed, "data-alerts")
+    assert len(alerts) == 2
+    assert (
+        sum(t.startswith("❌ Airflow task example_imkit_failure_alert.load_warehouse failed") for t in alerts)
+        == 1
+    )
+    assert sum(t.startswith("❌ Airflow DAG example_imkit_failure_alert run failed") for t in alerts) == 1
+    task_alert = next(t for t in alerts if t.startswith("❌ Airflow task"))
+    assert "Error: RuntimeError: warehouse rejected 42 rows" in task_alert  # a real worker passes it
+
+
+def test_each_callback_kind_runs_where_airflow_says(deployed: Deployed) -> None:
+    sent_by = components(deployed)
+    alerts = {m["message"].splitlines()[0]: m["_id"] for m in deployed.sandbox.received("data-alerts")}
+    task_alert = next(i for line, i in alerts.items() if line.startswith("❌ Airflow task"))
+    dag_alert = next(i for line, i in alerts.items() if line.startswith("❌ Airflow DAG"))
+    assert sent_by[task_alert] == "celery worker"
+    assert sent_by[dag_alert] == "dag-processor"
+    (deadline,) = deployed.sandbox.received("deploy-deadline")
+    assert deadline["message"].startswith("⏰ Airflow DAG deploy_deadline_alert run missed its deadline")
+    assert sent_by[deadline["_id"]] == "triggerer"
+
+
+def test_a_dropped_send_retried_by_celery_is_stored_once(deployed: Deployed) -> None:
+    (stored,) = deployed.sandbox.received("deploy-retry")
+    assert stored["message"] == "loaded once"
+    run_id = deployed.runs["deploy_retry_after_drop"]
+    path = f"/api/v2/dags/deploy_retry_after_drop/dagRuns/{run_id}/taskInstances/send"
+    assert deployed.deployment.api("GET", path)["try_number"] == 2
+    xcom = deployed.deployment.api("GET", f"{path}/xcomEntries/return_value")["value"]
+    assert (xcom if isinstance(xcom, dict) else eval(xcom))["_id"] == stored["_id"]
+
+
+def test_forty_mapped_sends_through_a_pool(deployed: Deployed) -> None:
+    got = texts(deployed, "deploy-load")
+    assert sorted(got) == TOKENS, "0 lost, 0 doubled"
+    run_id = deployed.runs["deploy_mapped_sends"]
+    tis = deployed.deployment.task_instances("deploy_mapped_sends", run_id)
+    assert len(tis) == 40 and {ti["state"] for ti in tis} == {"success"}
+    assert {ti["pool"] for ti in tis} == {"imkit"}
+
+
+def test_the_api_key_is_in_no_log_and_no_table(deployed: Deployed) -> None:
+    logs = list(deployed.deployment.log_files())
+    assert len(logs) > 50, "component and task logs were written"
+    for path in logs:
+        assert API_KEY not in path.read_text(errors="replace"), path
+    dump = deployed.deployment.dump_database()
+    assert "imkit_default" in dump and API_KEY not in dump
