@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_imkit import validation
+from airflow_provider_imkit.read_back import READ_BACK_CLOCK_SKEW_MS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -20,9 +21,6 @@ if TYPE_CHECKING:
     from airflow_provider_imkit.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
-
-#: How far before the run started a retry's read-back looks, for clocks that disagree (ms).
-EARLIER_TRY_CLOCK_SKEW_MS = 30_000
 
 
 def earlier_try_since_ms(context: Mapping[str, Any]) -> int | None:
@@ -38,7 +36,7 @@ def earlier_try_since_ms(context: Mapping[str, Any]) -> int | None:
     started = getattr(dag_run, "start_date", None) or getattr(ti, "start_date", None)
     if not isinstance(started, datetime):
         return None
-    return int(started.timestamp() * 1000) - EARLIER_TRY_CLOCK_SKEW_MS
+    return int(started.timestamp() * 1000) - READ_BACK_CLOCK_SKEW_MS
 
 
 def deliver(

@@ -23,33 +23,45 @@ Errors that retrying cannot fix (validation, configuration, authentication, not 
 request, TLS) are also :class:`~airflow.exceptions.AirflowFailException`, so a task that
 raises one fails at once instead of burning its Airflow retries.
 
-This module never imports Airflow itself, so that :mod:`airflow_provider_imkit.client` works
-where Airflow cannot be imported. When Airflow is already loaded in the process (always the
-case in Airflow's components, whose provider modules import Airflow first), the errors derive
-from Airflow's exception classes; otherwise from :class:`Exception`.
+This module never imports Airflow on its own, so that :mod:`airflow_provider_imkit.client`
+works where Airflow cannot be imported. Where Airflow is loaded, :func:`use_airflow_exceptions`
+(called by the hook, operators and notifier modules) rebases the errors onto Airflow's
+exception classes, whatever the order of imports; otherwise they derive from Exception.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING or "airflow" not in sys.modules:
-    # Airflow-free use of the client (scripts, tools, tests without Airflow).
 
-    class _Base(Exception):
-        """Stands for AirflowException where Airflow is not loaded."""
+class _Root(Exception):
+    """The common root of the two stand-ins below."""
 
-    class _FailFast(_Base):
-        """Stands for AirflowFailException where Airflow is not loaded."""
 
-else:
-    from airflow.providers.common.compat.sdk import (
-        AirflowException as _Base,
-    )
-    from airflow.providers.common.compat.sdk import (
-        AirflowFailException as _FailFast,
-    )
+class _Base(_Root):
+    """Stands for AirflowException: rebased onto it once Airflow is loaded."""
+
+
+class _FailFast(_Root):
+    """Stands for AirflowFailException: rebased onto it once Airflow is loaded."""
+
+
+def use_airflow_exceptions() -> None:
+    """
+    Make every provider error an ``AirflowException``, and the permanent ones
+    ``AirflowFailException`` (so a task fails at once instead of burning its retries).
+
+    Called when this module is imported in a process that has Airflow loaded, and by every
+    Airflow-facing module of the provider (hook, operators, notifier) when they are
+    imported, so the order of imports in a DAG file or a test does not matter. Idempotent.
+    """
+    if _Base.__bases__ != (_Root,):
+        return
+    from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+    _Base.__bases__ = (AirflowException,)
+    _FailFast.__bases__ = (AirflowFailException,)
 
 
 #: HTTP statuses after which a request may or may not have been processed.
@@ -202,10 +214,10 @@ class ImkitApiError(ImkitError):
         super().__init__(self._describe())
 
     def _subject_text(self) -> str:
+        names: tuple[str, ...] = _SUBJECT_BY_CODE.get(self.code or "", ())
         if isinstance(self, ImkitAuthenticationError):
-            names: tuple[str, ...] = ("conn_id",)
-        else:
-            names = _SUBJECT_BY_CODE.get(self.code or "", ())
+            # Older servers answer 403 for a missing room or a sender not in it: name them too.
+            names = ("conn_id", *(names or (("room", "sender") if self.status_code == 403 else ())))
         labels = {"conn_id": "connection", "user_id": "user", "message_id": "message"}
         parts = [f"{labels.get(n, n)} {self.subject[n]!r}" for n in names if self.subject.get(n)]
         return f" [{', '.join(parts)}]" if parts else ""
@@ -242,3 +254,7 @@ class ImkitBadRequestError(ImkitApiError, _FailFast):
 
 class ImkitServerError(ImkitApiError):
     """5xx: the server failed."""
+
+
+if "airflow" in sys.modules:
+    use_airflow_exceptions()

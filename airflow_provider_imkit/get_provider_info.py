@@ -74,6 +74,7 @@ EXTRAS: dict[str, dict[str, object]] = {
         "description": "reconcile (default: read the room back, send again only if the message is "
         "absent), fail (never send again) or resend (at-least-once: can post twice).",
         "schema": {"type": ["string", "null"], "enum": ["reconcile", "fail", "resend", None]},
+        "form": True,
     },
     "retry_on_ambiguous": {
         "label": "Resend ambiguous failures",
@@ -105,6 +106,44 @@ CONN_FIELDS: dict[str, dict[str, object]] = {
 }
 
 
+#: The ``[imkit]`` section (deployment-wide alerts): option -> (default, description), in the
+#: order ``airflow config list`` shows them. airflow_provider_imkit.plugins.config reads them.
+ALERTS_OPTIONS: dict[str, tuple[str, str]] = {
+    "alerts_room": (
+        "",
+        "The IMKIT room for deployment-wide alerts. Empty (the default) turns the alerts off.",
+    ),
+    "alerts_sender": ("airflow", "The IMKIT user id that sends the alerts."),
+    "alerts_conn_id": ("imkit_default", "The IMKIT connection the alerts are sent with."),
+    "alerts_mentions": ("", "User ids to mention in every alert: 'a,b', 'a;b' or a JSON list."),
+    "alerts_events": (
+        "dag_run_failed,dag_run_recovered,import_error",
+        "Comma-separated events to alert on: dag_run_failed, dag_run_recovered, import_error, "
+        "task_failed, task_retry, dag_run_success.",
+    ),
+    "alerts_dag_ids": (
+        "",
+        "Only DAGs whose id matches one of these comma-separated glob patterns (empty: all).",
+    ),
+    "alerts_tags": ("", "Only DAGs with one of these comma-separated tags (empty: all)."),
+    "alerts_routes": (
+        "",
+        'JSON routing rules, first match wins, else alerts_room: {"tag:finance": "finance-alerts", '
+        '"dag:etl_*": "etl-room"}.',
+    ),
+    "alerts_repeat_interval": (
+        "3600",
+        "Seconds between two 'still failing' notices while a DAG keeps failing; the first failure "
+        "alerts in full.",
+    ),
+    "alerts_queue_size": (
+        "1000",
+        "Alerts waiting to be sent at most; beyond it new ones are dropped and counted.",
+    ),
+    "alerts_flush_timeout": ("10", "Seconds a stopping component waits for its queued alerts to be sent."),
+}
+
+
 def get_provider_info() -> dict[str, object]:
     """Return the provider's metadata (entry point ``apache_airflow_provider``)."""
     return {
@@ -124,6 +163,21 @@ def get_provider_info() -> dict[str, object]:
             {"integration-name": "IMKIT", "python-modules": ["airflow_provider_imkit.operators.imkit"]}
         ],
         "notifications": ["airflow_provider_imkit.notifications.imkit.ImkitNotifier"],
+        "config": {
+            "imkit": {
+                "description": "Deployment-wide IMKIT alerts (the imkit_alerts plugin).",
+                "options": {
+                    key: {
+                        "description": description,
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": None,
+                        "default": default,
+                    }
+                    for key, (default, description) in ALERTS_OPTIONS.items()
+                },
+            }
+        },
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_imkit.hooks.imkit.ImkitHook",

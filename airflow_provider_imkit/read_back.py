@@ -65,19 +65,25 @@ def find_message(
         "timeRangeField": "createdAt",
         "limit": READ_BACK_PAGE_SIZE,
     }
+    seen = 0
     for _ in range(READ_BACK_PAGES):
         page = client.request(
             "GET", path, params=params, retry=READ_POLICY, subject={"room": room}, until=until
         )
-        data = page.get("data")
+        data, total = page.get("data"), page.get("totalCount")
         if not isinstance(data, list):
             raise ImkitReadBackError(f"IMKIT GET {path}: the answer holds no message list")
         for item in data:
             if isinstance(item, dict) and same_message(item, want, want_mentions, since_ms):
                 return item
-        if len(data) < READ_BACK_PAGE_SIZE or not isinstance(data[-1], dict):
+        seen += len(data)
+        # The end: an empty page, every match counted, or (no count given) a short page.
+        # A server that caps ``limit`` below ours is paged on while it says there is more.
+        if not data or (seen >= total if isinstance(total, int) else len(data) < READ_BACK_PAGE_SIZE):
             return None
-        params["beforeMessage"] = data[-1].get("_id")
+        if not isinstance(data[-1], dict) or not data[-1].get("_id"):
+            raise ImkitReadBackError(f"IMKIT GET {path}: cannot page on: a message without an _id")
+        params["beforeMessage"] = data[-1]["_id"]
     raise ImkitReadBackError(
         f"IMKIT GET {path}: more than {READ_BACK_PAGES * READ_BACK_PAGE_SIZE} messages since the send "
         "began; cannot prove the message absent"

@@ -60,7 +60,7 @@ class RetryPolicy:
     max_retry_after: float = 60.0
     on_ambiguous: OnAmbiguous = "reconcile"
     jitter: float = 0.5
-    random: Callable[[], float] = field(default=random.random, compare=False, repr=False)
+    random: Callable[[], float] = field(default=random.random, repr=False)
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool]] = [

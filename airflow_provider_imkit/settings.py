@@ -74,10 +74,10 @@ def base_url_from(
     Build the API base URL from a connection's host, schema, port and type.
 
     ``host`` may be a full URL (``https://app.imkit.io``, ``http://127.0.0.1:8099/api``) or
-    a bare host name; then the scheme is ``schema`` when it is ``http`` or ``https`` (how the
-    URI form ``imkit://:KEY@host:port/http`` says plain http), else the connection type when
-    it is ``http`` or ``https`` (a URI ``http://:KEY@host:port``), else ``https``.
-    ``port`` is added when the host does not carry one. Trailing slashes are removed.
+    a bare host name; then the scheme comes from :func:`scheme_for` (default ``https``). For
+    a connection of type ``http``/``https`` (a URI ``http://:KEY@host:port/prefix``) a schema
+    that is not a scheme is the URL's path prefix. ``port`` is added when the host does not
+    carry one. Trailing slashes are removed.
     """
     host = (host or "").strip()
     if not host:
@@ -87,6 +87,9 @@ def base_url_from(
         scheme = parts.scheme.lower()
     else:
         scheme = scheme_for(schema, conn_type) or "https"
+        prefix = (schema or "").strip().strip("/")
+        if _is_http_type(conn_type) and prefix and prefix.lower() != scheme:
+            host = f"{host.rstrip('/')}/{prefix}"
         parts = urlsplit(f"{scheme}://{host}")
     if scheme not in ("http", "https"):
         raise _error(conn_id, f"unsupported URL scheme {scheme!r}: use http or https")
@@ -108,13 +111,20 @@ def base_url_from(
     return url
 
 
+def _is_http_type(conn_type: str | None) -> bool:
+    return (conn_type or "").strip().lower() in ("http", "https")
+
+
 def scheme_for(schema: str | None, conn_type: str | None) -> str | None:
-    """The scheme a bare host gets from the connection: its schema, else its type, else None."""
+    """
+    The scheme a bare host gets: a connection of type ``http``/``https`` takes its schema
+    when that is ``http`` or ``https`` (HttpHook's convention), else its type; any other
+    connection takes its schema (the URI ``imkit://:KEY@host:port/http``). None: not given.
+    """
     schema = (schema or "").strip().lower()
-    if schema:
-        return schema
-    conn_type = (conn_type or "").strip().lower()
-    return conn_type if conn_type in ("http", "https") else None
+    if _is_http_type(conn_type):
+        return schema if schema in ("http", "https") else (conn_type or "").strip().lower()
+    return schema or None
 
 
 def _warn_if_plain_http(scheme: str, hostname: str, url: str) -> None:

@@ -84,7 +84,8 @@ def _split_list_text(field: str, text: str) -> list[Any]:
                 ) from None
         if not isinstance(parsed, list | tuple):
             raise ImkitValidationError(field, f"must be a list of ids, got {_show(text)}")
-        return list(parsed)
+        # In list text a number is how the id is spelt (a rendered [123, 456]).
+        return [rendered_id(item) for item in parsed]
     return [part.strip() for part in re.split(r"[,;]", text) if part.strip()]
 
 
@@ -251,11 +252,28 @@ def rendered_ids(value: Any) -> Any:
 def rendered_mapping(value: Any) -> Any:
     """A dict field rendered by a template as text (``"{'a': 1}"`` or JSON): the dict again."""
     if isinstance(value, str) and value.strip().startswith("{"):
-        try:
-            return json.loads(value)
-        except ValueError:
-            try:
-                return ast.literal_eval(value.strip())
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                return value
+        parsed = _literal(value.strip())
+        return value if parsed is _UNPARSED else parsed
     return value
+
+
+def rendered_message(field: str, value: Any) -> str:
+    """A rendered message as text (:func:`rendered_text`); nothing to send is an error."""
+    text = rendered_text(value)
+    if text is None:
+        raise ImkitValidationError(field, f"rendered to nothing (got {value!r}); nothing to send")
+    return text
+
+
+_UNPARSED = object()
+
+
+def _literal(text: str) -> Any:
+    """A JSON or Python literal (what a template renders a list or dict to), else _UNPARSED."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return _UNPARSED

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from airflow.providers.common.compat.version_compat import get_base_airflow_version_tuple
 
+from airflow_provider_imkit.exceptions import use_airflow_exceptions
+
+# Every Airflow-facing module imports this one: from here on the provider's errors are
+# AirflowExceptions (and the permanent ones AirflowFailExceptions).
+use_airflow_exceptions()
+
 AIRFLOW_VERSION: tuple[int, int, int] = get_base_airflow_version_tuple()
 
 #: Airflow 3: the task SDK masks a connection's password and extra when a task fetches it,

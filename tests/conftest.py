@@ -22,9 +22,6 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(EXAMPLE_DAGS)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ.pop("AIRFLOW_CONN_IMKIT_DEFAULT", None)
 
-# Load Airflow before the provider: its errors then derive from Airflow's exception classes,
-# as they do in every Airflow component (see airflow_provider_imkit/exceptions.py).
-import airflow.providers.common.compat.sdk  # noqa: E402, F401
 
 #: A realistic key: Airflow's secret masker ignores secrets shorter than 5 characters.
 API_KEY = "dGVzdC1wbGF0Zm9ybS1rZXktOTk4ODc3"

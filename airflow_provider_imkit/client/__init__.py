@@ -243,6 +243,7 @@ class ImkitClient:
             raise error from unreadable
         if found is NOT_FOUND:
             self.log.warning("IMKIT %s %s: %s; read-back shows it was not stored", method, path, error)
+            error.add_note("Read-back shows the request was not stored.")
             error.maybe_delivered = False  # proven absent: the policy may now send it again
             raise error
         self.log.warning(
@@ -282,7 +283,7 @@ class ImkitClient:
                 )
         except requests.RequestException as exc:
             error = transport_error(method, path, exc, self._redact, settings.scheme_assumed)
-            if time.monotonic() >= at - 0.001:
+            if time.monotonic() >= at - 0.001 and not error.permanent:
                 raise ImkitConnectionError(
                     method,
                     path,

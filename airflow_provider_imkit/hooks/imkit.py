@@ -75,7 +75,8 @@ class ImkitHook(BaseHook):
     ) -> None:
         super().__init__()
         self.imkit_conn_id = imkit_conn_id
-        self._timeout = timeout
+        # Hashable (the settings are cached per connection): a [connect, read] list is a pair.
+        self._timeout = tuple(timeout) if isinstance(timeout, list) else timeout
         self._deadline = deadline
         self._retry = RetryPolicy.coerce(retry)
         self._sleep = sleep

@@ -201,8 +201,13 @@ class ImkitNotifier(BaseNotifier):
         self.result = await asyncio.to_thread(self.rendered(context)._send, context)
 
     def __call__(self, *args: Any) -> None:
-        """Airflow's callback entry point: ``notifier(context)``."""
-        context: Any = args[0] if args else {}
+        """Airflow's callback entry point: ``notifier(context)``, or the five arguments of an
+        Airflow 2 ``sla_miss_callback`` (dag, task_list, blocking_task_list, slas, blocking_tis)."""
+        if len(args) == 1:
+            context: Any = args[0]
+        else:
+            names = ("dag", "task_list", "blocking_task_list", "slas", "blocking_tis")
+            context = dict(zip(names, args, strict=False))
         self._update_context(context)
         self.notify(context)
 

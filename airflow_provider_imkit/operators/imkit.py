@@ -8,7 +8,7 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_imkit import DEFAULT_CONN_ID, validation
 from airflow_provider_imkit.delivery import deliver, earlier_try_since_ms
-from airflow_provider_imkit.exceptions import ImkitValidationError
+from airflow_provider_imkit.exceptions import use_airflow_exceptions
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
     from airflow_provider_imkit.hooks.imkit import ImkitHook
     from airflow_provider_imkit.retry import RetryPolicy
+
+use_airflow_exceptions()  # Airflow is loaded: the provider's errors are AirflowExceptions
 
 #: A ``message`` ending in one of these (and without whitespace) names a template file.
 MESSAGE_TEMPLATE_EXTENSIONS = (".md", ".txt", ".j2", ".jinja2")
@@ -174,11 +176,7 @@ class ImkitSendMessageOperator(ImkitBaseOperator):
         self.prepare_template()
 
     def execute(self, context: Context) -> dict[str, Any]:
-        message = validation.rendered_text(self.message)
-        if message is None:
-            raise ImkitValidationError(
-                "message", f"rendered to nothing (got {self.message!r}); nothing to send"
-            )
+        message = validation.rendered_message("message", self.message)
         return deliver(
             imkit_conn_id=self.imkit_conn_id,
             retry=self.retry,
@@ -263,11 +261,7 @@ class ImkitBatchSendMessageOperator(ImkitBaseOperator):
         self.skip_total_badge = skip_total_badge
 
     def execute(self, context: Context) -> dict[str, Any]:
-        message = validation.rendered_text(self.message)
-        if message is None:
-            raise ImkitValidationError(
-                "message", f"rendered to nothing (got {self.message!r}); nothing to send"
-            )
+        message = validation.rendered_message("message", self.message)
         with self.get_hook() as hook:
             return hook.send_batch(
                 message=message,

@@ -1,7 +1,7 @@
 """Run DAGs with ``dag.test()`` in ONE process (the first run pays the imports, the rest are
 fast) and print one ``@@RESULT {json}`` line per DAG: its id and final state.
 
-    python -m tests.e2e.run_dags DAG_ID [DAG_ID...]
+    python -m tests.e2e.run_dags DAG_ID[=JSON_CONF] [DAG_ID[=JSON_CONF]...]
 
 The environment (AIRFLOW_HOME, DAGS_FOLDER, connections) comes from the caller.
 """
@@ -23,9 +23,10 @@ def main(dag_ids: list[str]) -> int:
     if bag.import_errors:
         print(f"@@IMPORT_ERRORS {json.dumps(bag.import_errors)}", flush=True)
         return 2
-    for dag_id in dag_ids:
+    for spec in dag_ids:
+        dag_id, _, run_conf = spec.partition("=")
         print(f"@@START {dag_id}", flush=True)
-        run = bag.get_dag(dag_id).test()
+        run = bag.get_dag(dag_id).test(run_conf=json.loads(run_conf) if run_conf else None)
         state = str(getattr(run.state, "value", run.state))
         print(f"@@RESULT {json.dumps({'dag_id': dag_id, 'run_id': run.run_id, 'state': state})}", flush=True)
     return 0

@@ -110,3 +110,25 @@ def test_request_returns_the_result_only_and_logs_retries(caplog: pytest.LogCapt
         assert c.request("GET", "/x", retry=RetryPolicy(backoff=0.5, jitter=0)) == {"count": 1}
     assert waits == [0.5]
     assert "attempt 1 failed" in caplog.text and "succeeded on attempt 2" in caplog.text
+
+
+def test_errors_are_airflow_exceptions_whatever_the_import_order() -> None:
+    """A DAG file or test that imports the provider's retry module before Airflow: the
+    operators' import still makes permanent errors AirflowFailExceptions (fail fast)."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from airflow_provider_imkit.retry import RetryPolicy
+        from airflow_provider_imkit.exceptions import ImkitNotFoundError, ImkitServerError
+        assert "airflow" not in sys.modules
+        from airflow_provider_imkit.operators.imkit import ImkitSendMessageOperator
+        from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+        assert issubclass(ImkitNotFoundError, AirflowFailException), ImkitNotFoundError.__mro__
+        assert issubclass(ImkitServerError, AirflowException)
+        assert not issubclass(ImkitServerError, AirflowFailException)
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")

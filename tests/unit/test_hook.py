@@ -368,3 +368,56 @@ def test_verify_respects_requests_ca_bundle_only_when_on(
     assert ImkitHook().get_conn().verify == "/opt/ca.pem"
     conn_env(host=BASE, password=API_KEY, extra={"verify": False})
     assert ImkitHook().get_conn().verify is False
+
+
+def page(messages: list[dict[str, Any]], total: int | None) -> dict[str, Any]:
+    result: dict[str, Any] = {"data": messages, "userDeletedIDs": [], "inspect": {}}
+    if total is not None:
+        result["totalCount"] = total
+    return ok(result)
+
+
+def others(count: int, start: int = 0) -> list[dict[str, Any]]:
+    return [stored(f"other {i}", _id=f"{i:024x}") for i in range(start, start + count)]
+
+
+@responses.activate
+def test_read_back_pages_on_while_the_server_says_there_is_more(hook: ImkitHook) -> None:
+    """A server capping `limit` at 50: a short page is not proof of absence while totalCount says more."""
+    responses.get(HISTORY, json=page(others(50), 120))
+    responses.get(HISTORY, json=page(others(50, 50), 120))
+    responses.get(HISTORY, json=page([*others(19, 100), stored("m")], 120))
+    found = hook.find_message(room="ops", sender="bot", message="m", since_ms=0)
+    assert found is not None and found["_id"] == "f" * 24
+    assert "beforeMessage=" in (responses.calls[1].request.url or "")
+
+
+@responses.activate
+def test_read_back_absent_and_too_many(hook: ImkitHook) -> None:
+    from airflow_provider_imkit.exceptions import ImkitReadBackError
+
+    responses.get(HISTORY, json=page(others(3), 3))
+    assert hook.find_message(room="ops", sender="bot", message="m", since_ms=0) is None
+    responses.reset()
+    for index in range(5):
+        responses.get(HISTORY, json=page(others(100, index * 100), 900))
+    with pytest.raises(ImkitReadBackError, match="more than 500 messages"):
+        hook.find_message(room="ops", sender="bot", message="m", since_ms=0)
+
+
+@responses.activate
+def test_older_servers_403_names_room_sender_and_connection(hook: ImkitHook) -> None:
+    responses.post(URL, status=403, json={"RC": 403, "RM": "Forbidden"})
+    with pytest.raises(ImkitAuthenticationError) as info:
+        hook.send_message(room="ops", sender="bot", message="m")
+    assert "connection 'imkit_default'" in str(info.value) and "room 'ops'" in str(info.value)
+    assert "sender 'bot'" in str(info.value)
+
+
+def test_settings_cache_keys_on_everything(conn_env: Callable[..., None]) -> None:
+    conn_env(host=BASE, password=API_KEY)
+    low = RetryPolicy(random=lambda: 0.0)
+    high = RetryPolicy(random=lambda: 1.0)
+    assert ImkitHook(retry=low).settings.retry.random is low.random
+    assert ImkitHook(retry=high).settings.retry.random is high.random
+    assert ImkitHook(timeout=[2, 9]).settings.timeout == (2.0, 9.0)  # type: ignore[arg-type]

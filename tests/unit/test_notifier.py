@@ -335,3 +335,11 @@ def test_deadline_alert_through_airflows_callback_trigger(conn_env: Callable[...
         (alert,) = sandbox.received("alerts")
         assert alert["message"].startswith("⏰ Airflow DAG etl run missed its deadline")
         assert alert["mentions"] == ["dana"]
+
+
+def test_airflow_2_sla_miss_callback_form(imkit: responses.RequestsMock) -> None:
+    """Airflow 2 calls an sla_miss_callback with five arguments, not a context."""
+    imkit.post(URL, json={"RC": 0, "RM": "OK", "result": RESULT})
+    dag = SimpleNamespace(dag_id="etl")
+    ImkitNotifier(room="alerts", sender="bot", message="SLA missed in {{ dag.dag_id }}")(dag, [], [], [], [])
+    assert sent_body(imkit)["message"] == "SLA missed in etl"

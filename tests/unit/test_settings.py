@@ -139,6 +139,8 @@ def test_proxy() -> None:
         ("127.0.0.1", "http", "imkit", "http://127.0.0.1:8099", False),
         ("http://127.0.0.1", None, "imkit", "http://127.0.0.1:8099", False),
         ("https://127.0.0.1", None, "http", "https://127.0.0.1:8099", False),
+        ("127.0.0.1", "imkit/api", "http", "http://127.0.0.1:8099/imkit/api", False),
+        ("127.0.0.1", "https", "http", "https://127.0.0.1:8099", False),
     ],
 )
 def test_connection_type_gives_the_scheme(

@@ -1,0 +1,1 @@
+"""Deployment-wide alerts: a listener plugin configured by the ``[imkit]`` section."""

@@ -1,0 +1,380 @@
+"""The ``imkit_alerts`` plugin: deployment-wide IMKIT alerts with no DAG change.
+
+Set ``[imkit] alerts_room`` (``AIRFLOW__IMKIT__ALERTS_ROOM``) and every component alerts:
+the scheduler posts ONE message per failed DAG run (and "still failing", "recovered"), the
+DAG processor one per broken DAG file (and "fixed"), workers per failed or retried task when
+asked to. Listener hooks only enqueue; a background sender does the work (history queries,
+the send through the hook's one request path). Nothing in here may break or slow Airflow:
+every exception is caught and logged once.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import threading
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from airflow.listeners import hookimpl  # pluggy's marker for listener hooks (2.x and 3.x)
+from airflow.plugins_manager import AirflowPlugin
+
+from airflow_provider_imkit.notifications.default_message import _first_line
+from airflow_provider_imkit.plugins import history
+from airflow_provider_imkit.plugins.config import AlertsConfig, AlertsConfigError, alerts_config
+from airflow_provider_imkit.plugins.sender import BackgroundSender
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+#: How often the DAG processor looks whether a file it reported broken imports again.
+FIXED_CHECK_SECONDS = 15.0
+#: The error line a failed task leaves for the scheduler's run alert (an XCom of the task).
+ERROR_XCOM_KEY = "imkit_alerts_error"
+
+
+class Alerts:
+    """The listener object: one per process, configured once from ``[imkit]``."""
+
+    def __init__(self, get: Callable[[str], str | None] | None = None) -> None:
+        self._get = get
+        self._config: AlertsConfig | None = None
+        self._loaded = False
+        self._broken_files: dict[str, str] = {}
+        self.sender = BackgroundSender()
+
+    # -- configuration, never raising --------------------------------------------------------
+
+    @property
+    def config(self) -> AlertsConfig | None:
+        if not self._loaded:
+            self._loaded = True
+            try:
+                self._config = alerts_config(self._get or _airflow_conf)
+            except AlertsConfigError as exc:
+                log.error("%s", exc)
+            except Exception:
+                log.exception("IMKIT alerts: cannot read the [imkit] section; alerts are OFF")
+            if self._config is not None:
+                self.sender = BackgroundSender(self._config.queue_size)
+                # A task process or `dags test` may end without before_stopping: flush then too.
+                atexit.register(self.sender.flush, self._config.flush_timeout)
+        return self._config
+
+    def _guarded(self, event: str, make_job: Callable[[AlertsConfig], Callable[[], None] | None]) -> None:
+        """Run a hook body: enqueue a job, and never let anything escape into Airflow."""
+        try:
+            config = self.config
+            if config is None or event not in config.events:
+                return
+            job = make_job(config)
+            if job is not None:
+                self.sender.submit(job)
+        except Exception:
+            log.exception("IMKIT alerts: the %s hook failed (Airflow carries on)", event)
+
+    # -- listener hooks (enqueue only) ---------------------------------------------------------
+
+    @hookimpl
+    def on_dag_run_failed(self, dag_run: Any, msg: str) -> None:
+        self._guarded(
+            "dag_run_failed", lambda config: partial(self._failed_run, config, **_run_facts(dag_run))
+        )
+
+    @hookimpl
+    def on_dag_run_success(self, dag_run: Any, msg: str) -> None:
+        def job(event: str) -> Callable[[AlertsConfig], Callable[[], None]]:
+            return lambda config: partial(self._succeeded_run, config, event, **_run_facts(dag_run))
+
+        self._guarded("dag_run_recovered", job("dag_run_recovered"))
+        self._guarded("dag_run_success", job("dag_run_success"))
+
+    @hookimpl
+    def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
+        def job(config: AlertsConfig, event: str) -> Callable[[], None]:
+            line = _first_line(error)
+            if event == "task_failed" and line:
+                self._leave_error_line(task_instance, line)
+            return partial(self._task_event, config, event, line, **_task_facts(task_instance))
+
+        state = getattr(task_instance, "state", None)
+        retry = str(getattr(state, "value", state)) == "up_for_retry"
+        event = "task_retry" if retry else "task_failed"
+        if not retry:  # the scheduler's run alert quotes the first failed task's error line
+            self._guarded(
+                "dag_run_failed", lambda config: self._leave_error_line(task_instance, _first_line(error))
+            )
+        self._guarded(event, lambda config: job(config, event))
+
+    @hookimpl
+    def on_new_dag_import_error(self, filename: str, stacktrace: str) -> None:
+        def job(config: AlertsConfig) -> Callable[[], None]:
+            last = (stacktrace or "").strip().splitlines()[-1:] or ["(no error text)"]
+            return partial(self._import_error, config, str(filename), last[0])
+
+        self._guarded("import_error", job)
+
+    @hookimpl
+    def on_existing_dag_import_error(self, filename: str, stacktrace: str) -> None:
+        """The same file still broken: no new message (the first one stands)."""
+        self._guarded("import_error", lambda config: lambda: self._check_fixed(config))
+
+    @hookimpl
+    def before_stopping(self, component: Any) -> None:
+        try:
+            if self.config is not None:
+                self.sender.flush(self.config.flush_timeout)
+        except Exception:
+            log.exception("IMKIT alerts: flushing failed")
+
+    # -- the work, in the sender thread ----------------------------------------------------------
+
+    def _send(self, config: AlertsConfig, room: str, text: str) -> None:
+        from airflow_provider_imkit.hooks.imkit import ImkitHook
+
+        with ImkitHook(config.conn_id) as hook:
+            hook.send_message(
+                room=room, sender=config.sender, message=text, mentions=list(config.mentions) or None
+            )
+
+    def _failed_run(
+        self,
+        config: AlertsConfig,
+        dag_id: str,
+        run_id: str,
+        logical_date: Any,
+        end: datetime,
+        tags: list[str] | None,
+    ) -> None:
+        tags = _dag_tags(dag_id) if tags is None else tags
+        if not config.wants("dag_run_failed", dag_id, tags):
+            return
+        streak = history.failure_streak(_earlier_runs(dag_id, run_id, end))
+        notice = history.failure_notice(streak, end, config.repeat_interval)
+        room = config.room_for(dag_id, tags)
+        link = _run_link(dag_id, run_id)
+        if notice == "full":
+            failed, error = _failed_tasks(dag_id, run_id)
+            text = history.failed_run_text(
+                dag_id=dag_id,
+                run_id=run_id,
+                logical_date=logical_date,
+                failed_tasks=failed,
+                error=error,
+                link=link,
+            )
+            self._send(config, room, text)
+        elif notice == "repeat":
+            self._send(config, room, history.still_failing_text(dag_id, len(streak) + 1, streak[0], link))
+
+    def _succeeded_run(
+        self,
+        config: AlertsConfig,
+        event: str,
+        dag_id: str,
+        run_id: str,
+        logical_date: Any,
+        end: datetime,
+        tags: list[str] | None,
+    ) -> None:
+        tags = _dag_tags(dag_id) if tags is None else tags
+        if not config.wants(event, dag_id, tags):
+            return
+        room, link = config.room_for(dag_id, tags), _run_link(dag_id, run_id)
+        if event == "dag_run_success":
+            self._send(config, room, f"✅ Airflow DAG {dag_id} run succeeded\nRun: {run_id}")
+            return
+        streak = history.failure_streak(_earlier_runs(dag_id, run_id, end))
+        if streak:
+            down = (end - streak[0]).total_seconds()
+            self._send(config, room, history.recovered_text(dag_id, len(streak), down, link))
+
+    def _task_event(
+        self,
+        config: AlertsConfig,
+        event: str,
+        error: str | None,
+        dag_id: str,
+        task: str,
+        run_id: str,
+        tags: list[str],
+    ) -> None:
+        if not config.wants(event, dag_id, tags):
+            return
+        what = "failed and will be retried" if event == "task_retry" else "failed"
+        text = f"{'🔁' if event == 'task_retry' else '❌'} Airflow task {dag_id}.{task} {what}\nRun: {run_id}"
+        self._send(config, config.room_for(dag_id, tags), f"{text}\nError: {error}" if error else text)
+
+    def _import_error(self, config: AlertsConfig, filename: str, last_line: str) -> None:
+        self._broken_files[filename] = last_line
+        name = os.path.basename(filename)
+        self._send(
+            config, config.room, f"⚠️ DAG file {name} cannot be imported\nFile: {filename}\nError: {last_line}"
+        )
+        self._watch_fixed(config)
+
+    def _watch_fixed(self, config: AlertsConfig) -> None:
+        """While files are broken, look every ``FIXED_CHECK_SECONDS`` whether Airflow still says so."""
+
+        def tick() -> None:
+            self.sender.submit(lambda: self._check_fixed(config))
+            if self._broken_files:
+                self._watch_fixed(config)
+
+        timer = threading.Timer(FIXED_CHECK_SECONDS, tick)
+        timer.daemon = True
+        timer.start()
+
+    def _check_fixed(self, config: AlertsConfig) -> None:
+        """Files this DAG processor reported broken that Airflow no longer lists as broken."""
+        if not self._broken_files:
+            return
+        still_broken = _import_error_files()
+        for filename in list(self._broken_files):
+            if filename not in still_broken and not any(filename.endswith(f"/{f}") for f in still_broken):
+                del self._broken_files[filename]
+                self._send(
+                    config,
+                    config.room,
+                    f"✅ DAG file {os.path.basename(filename)} imports again\nFile: {filename}",
+                )
+
+    def _leave_error_line(self, task_instance: Any, line: str | None) -> None:
+        """In the worker: keep the error line (an XCom) where the scheduler's run alert reads it.
+        One local call to the task's supervisor, the only work a hook does beyond enqueueing."""
+        if line:
+            with contextlib.suppress(Exception):
+                task_instance.xcom_push(key=ERROR_XCOM_KEY, value=line[:300])
+
+
+# -- reading Airflow's metadata (in the sender thread) -------------------------------------------
+
+
+def _airflow_conf(key: str) -> str | None:
+    from airflow.configuration import conf
+
+    return conf.get("imkit", key, fallback=None)
+
+
+def _run_facts(dag_run: Any) -> dict[str, Any]:
+    end = getattr(dag_run, "end_date", None) or datetime.now(UTC)
+    dag = dag_run.__dict__.get("dag")  # set by the scheduler; never lazy-loaded from here
+    tags = getattr(dag, "tags", None)
+    return {
+        "dag_id": dag_run.dag_id,
+        "run_id": dag_run.run_id,
+        "logical_date": getattr(dag_run, "logical_date", None),
+        "end": end,
+        "tags": sorted(tags) if tags is not None else None,
+    }
+
+
+def _task_facts(ti: Any) -> dict[str, Any]:
+    map_index = getattr(ti, "map_index", -1)
+    task_id = ti.task_id if not isinstance(map_index, int) or map_index < 0 else f"{ti.task_id}[{map_index}]"
+    dag = getattr(getattr(ti, "task", None), "dag", None)
+    return {
+        "dag_id": ti.dag_id,
+        "task": task_id,
+        "run_id": ti.run_id,
+        "tags": sorted(getattr(dag, "tags", None) or []),
+    }
+
+
+def _run_link(dag_id: str, run_id: str) -> str | None:
+    from airflow.configuration import conf
+
+    base = (
+        conf.get("api", "base_url", fallback=None) or conf.get("webserver", "base_url", fallback="") or ""
+    ).rstrip("/")
+    return f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}" if base else None
+
+
+def _earlier_runs(dag_id: str, run_id: str, end: datetime) -> list[history.EarlierRun]:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(DagRun.state, DagRun.end_date)
+            .where(DagRun.dag_id == dag_id, DagRun.run_id != run_id, DagRun.end_date.is_not(None))
+            .where(DagRun.end_date <= end, DagRun.state.in_(("success", "failed")))
+            .order_by(DagRun.end_date.desc())
+            .limit(500)
+        ).all()
+    return [history.EarlierRun(str(getattr(state, "value", state)), ended) for state, ended in rows]
+
+
+def _failed_tasks(dag_id: str, run_id: str) -> tuple[list[str], str | None]:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(TaskInstance.task_id, TaskInstance.map_index)
+            .where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.state == "failed"
+            )
+            .order_by(TaskInstance.end_date)
+        ).all()
+        # The error of the task that failed first; the names in task order (mapped: task[3]).
+        error = _error_line(session, dag_id, run_id, *rows[0]) if rows else None
+    names = [task if index < 0 else f"{task}[{index}]" for task, index in sorted(rows)]
+    return names, error
+
+
+def _error_line(session: Any, dag_id: str, run_id: str, task_id: str, map_index: int) -> str | None:
+    with contextlib.suppress(Exception):
+        from airflow.models.xcom import XComModel  # Airflow 3
+
+        row = session.execute(
+            XComModel.get_many(
+                run_id=run_id, key=ERROR_XCOM_KEY, dag_ids=dag_id, task_ids=task_id, map_indexes=map_index
+            ).with_only_columns(XComModel.value)
+        ).first()
+        return str(XComModel.deserialize_value(row)) if row else None
+    with contextlib.suppress(Exception):
+        from airflow.models.xcom import XCom  # Airflow 2
+
+        value = XCom.get_one(
+            run_id=run_id, key=ERROR_XCOM_KEY, dag_id=dag_id, task_id=task_id, map_index=map_index
+        )
+        return None if value is None else str(value)
+    return None
+
+
+def _dag_tags(dag_id: str) -> list[str]:
+    from airflow.models.dag import DagTag
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return list(session.scalars(select(DagTag.name).where(DagTag.dag_id == dag_id)))
+
+
+def _import_error_files() -> set[str]:
+    from airflow.models.errors import ParseImportError
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return set(session.scalars(select(ParseImportError.filename)))
+
+
+#: The listener every component loads with the plugin.
+listener = Alerts()
+
+
+class ImkitAlertsPlugin(AirflowPlugin):
+    """Registered through the ``airflow.plugins`` entry point; inert while ``alerts_room`` is empty."""
+
+    name = "imkit_alerts"
+    listeners = [listener]
