@@ -10,6 +10,7 @@ did not end as example_dags/demo.json says. Every process is stopped on exit, Ct
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -21,10 +22,15 @@ from typing import Any
 
 from airflow_provider_imkit.sandbox import ImkitSandbox
 from airflow_provider_imkit.testing.deployment import Deployment
+from airflow_provider_imkit.testing.servers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGS = ROOT / "example_dags"
 LOGICAL_DATE = "2026-01-02T06:00:00+00:00"
+#: A DAG file with a syntax error (it names airflow and DAG, so Airflow's safe mode parses it).
+BROKEN_DAG = "from airflow.sdk import DAG\n\nwith DAG('broken_dag'  # missing parenthesis\n"
+#: The DAG with no IMKIT code: run once failing, once succeeding, for the deployment-wide alerts.
+ALERTS_DAG = "example_imkit_deployment_alerts"
 
 
 def components(sandbox: ImkitSandbox) -> dict[str, str]:
@@ -48,7 +54,8 @@ def alert_report(deployment: Deployment, sandbox: ImkitSandbox, dag_id: str, run
     for room, messages in sorted(sandbox.all_received().items()):
         for message in messages:
             text = message["message"] if isinstance(message["message"], str) else ""
-            if f"DAG: {dag_id}" not in text.splitlines():
+            text_lines = text.splitlines() or [""]
+            if f"DAG: {dag_id}" not in text_lines and f"DAG {dag_id} " not in text_lines[0]:
                 continue
             delay = ""
             if failed_at is not None:
@@ -61,14 +68,16 @@ def alert_report(deployment: Deployment, sandbox: ImkitSandbox, dag_id: str, run
 
 def run(plan: dict[str, Any], serve: bool, transcript: Any) -> int:
     started = time.monotonic()
-    passthrough = {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW__IMKIT__")}
+    # Deployment-wide alerts to #ops-alerts, unless the caller's AIRFLOW__IMKIT__* say otherwise.
+    imkit_env = {"AIRFLOW__IMKIT__ALERTS_ROOM": "ops-alerts", "AIRFLOW__IMKIT__ALERTS_SENDER": "airflow-bot"}
+    imkit_env.update({k: v for k, v in os.environ.items() if k.startswith("AIRFLOW__IMKIT__")})
     with (
         ImkitSandbox(rooms=plan["rooms"], users=plan["users"]) as sandbox,
         Deployment(
             root=ROOT / ".artifacts" / "demo-celery",
-            dags_folder=DAGS,
+            dag_sources=[DAGS],
             imkit_conn={"host": sandbox.url, "password": sandbox.api_key},
-            extra_env=passthrough,
+            extra_env=imkit_env,
         ) as deployment,
     ):
         print(
@@ -79,12 +88,24 @@ def run(plan: dict[str, Any], serve: bool, transcript: Any) -> int:
             " triggerer, celery worker; the connection imkit_default is stored in the metadata database"
         )
         deployment.wait_for_dags(list(plan["dags"]))
-        runs = {dag_id: deployment.trigger(dag_id, LOGICAL_DATE) for dag_id in plan["dags"]}
-        print(f"Triggered {len(runs)} DAGs through the REST API; waiting for them to end...", flush=True)
+        runs = {
+            dag_id: deployment.trigger(dag_id, LOGICAL_DATE, {"fail": True} if dag_id == ALERTS_DAG else None)
+            for dag_id in plan["dags"]
+        }
+        print(f"Triggered {len(runs)} DAGs through the REST API ({ALERTS_DAG} told to fail)...", flush=True)
         states = deployment.wait(runs, timeout=300)
+        plan["dags"][ALERTS_DAG] = "failed"
+        print(f"Triggering {ALERTS_DAG} again, to succeed; then dropping a broken DAG file in...", flush=True)
+        recovery = deployment.trigger(ALERTS_DAG, "2026-01-03T06:00:00+00:00", {"fail": False})
+        recovered = deployment.wait({ALERTS_DAG: recovery}, timeout=240)[ALERTS_DAG]
+        (deployment.dags_folder / "broken_dag.py").write_text(BROKEN_DAG)
+        with contextlib.suppress(TimeoutError):
+            wait_for(
+                lambda: any("broken_dag.py" in m["message"] for m in sandbox.received("ops-alerts")), "", 120
+            )
         sandbox.flush_batches()
-        all_ok = True
-        print()
+        all_ok = recovered == "success"
+        print(f"\n{ALERTS_DAG} second run: {recovered}" + ("" if all_ok else " (EXPECTED success)"))
         for dag_id, expected in plan["dags"].items():
             ok = states.get(dag_id) == expected
             all_ok &= ok

@@ -86,7 +86,7 @@ def failed_run_text(
     if error:
         lines.append(f"First error: {error}")
     if link:
-        lines.append(f"Run: {link}")
+        lines.append(f"Link: {link}")
     return "\n".join(lines)
 
 

@@ -81,8 +81,13 @@ class BackgroundSender:
         return done
 
     def stop(self, timeout: float) -> None:
-        """Flush, then end the thread."""
+        """Flush for up to ``timeout`` seconds, drop (and count) what is left, end the thread."""
         self.flush(timeout)
+        with self._queue.mutex:
+            left = len(self._queue.queue)
+            self._queue.queue.clear()
+            self._queue.unfinished_tasks -= left
+        self.dropped += left
         thread, self._thread = self._thread, None
         if thread is not None:
             try:

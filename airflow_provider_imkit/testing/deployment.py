@@ -35,7 +35,7 @@ from airflow_provider_imkit.testing.servers import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterator, Mapping, Sequence
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
 TERMINAL_STATES = ("success", "failed")
@@ -46,13 +46,14 @@ class Deployment:
     """
     A running deployment. Use as a context manager::
 
-        with Deployment(root=Path(".artifacts/deploy"), dags_folder=Path("example_dags"),
+        with Deployment(root=Path(".artifacts/deploy"), dag_sources=[Path("example_dags")],
                         imkit_conn={"host": url, "password": key}) as deployment:
             run_id = deployment.trigger("my_dag")
             state = deployment.wait("my_dag", run_id)
 
-    :param root: a folder of its own (data, logs, AIRFLOW_HOME), emptied first.
-    :param dags_folder: the DAGs folder of every component.
+    :param root: a folder of its own (data, logs, AIRFLOW_HOME, DAGs), emptied first.
+    :param dag_sources: folders whose ``*.py`` DAG files are copied into the deployment's
+        DAGs folder (``root/dags``, :attr:`dags_folder`), where a test may drop more.
     :param imkit_conn: fields of the ``imkit_default`` connection, stored in the metadata
         database with ``airflow connections add`` (no component gets ``AIRFLOW_CONN_*``).
     :param extra_env: more environment for every component (e.g. ``AIRFLOW__IMKIT__*``).
@@ -60,7 +61,7 @@ class Deployment:
     """
 
     root: Path
-    dags_folder: Path
+    dag_sources: Sequence[Path]
     imkit_conn: Mapping[str, Any]
     extra_env: Mapping[str, str] = field(default_factory=dict)
     pools: Mapping[str, int] = field(default_factory=dict)
@@ -92,12 +93,20 @@ class Deployment:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def dags_folder(self) -> Path:
+        return self.root / "dags"
+
     def start(self) -> None:
         started = time.monotonic()
         atexit.register(self.stop)
         if self.root.exists():
             shutil.rmtree(self.root)
         self.logs.mkdir(parents=True)
+        self.dags_folder.mkdir()
+        for source in self.dag_sources:
+            for path in Path(source).glob("*.py"):
+                shutil.copy(path, self.dags_folder / path.name)
         self.pg_port, self.redis_port, self.api_port = free_port(), free_port(), free_port()
         start_postgres(self._spawn, self.root, self.pg_port)
         start_redis(self._spawn, self.root, self.redis_port)

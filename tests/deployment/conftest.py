@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +13,15 @@ import pytest
 
 from airflow_provider_imkit.sandbox import ImkitSandbox
 from airflow_provider_imkit.testing.deployment import Deployment
-from airflow_provider_imkit.testing.servers import servers_available
+from airflow_provider_imkit.testing.servers import servers_available, wait_for
 from tests.conftest import API_KEY, EXAMPLE_DAGS, ROOT
 
 HERE = Path(__file__).parent
 LOGICAL_DATE = "2026-01-02T06:00:00+00:00"
-ROOMS = ["deploy-retry", "deploy-load", "deploy-deadline"]
+ROOMS = ["deploy-retry", "deploy-load", "deploy-deadline", "ops-alerts"]
+ALERTS = "example_imkit_deployment_alerts"
+#: A DAG file with a syntax error (it names airflow and DAG, so Airflow's safe mode parses it).
+BROKEN_DAG = "from airflow.sdk import DAG\n\nwith DAG('broken_dag'  # missing parenthesis\n"
 
 
 @dataclass
@@ -29,6 +31,8 @@ class Deployed:
     plan: dict[str, str]
     states: dict[str, str]
     runs: dict[str, str]
+    #: The recovery run of the alerts DAG (its failing run is in ``runs``).
+    recovery_run: str
 
 
 def _skip_or_fail(reason: str) -> None:
@@ -47,19 +51,18 @@ def deployed() -> Iterator[Deployed]:
     if missing:
         _skip_or_fail(missing)
     plan = json.loads((EXAMPLE_DAGS / "demo.json").read_text())
-    root = ROOT / ".artifacts" / "deployment-test"
-    dags = root.parent / "deployment-test-dags"
-    shutil.rmtree(dags, ignore_errors=True)
-    dags.mkdir(parents=True)
-    for source in [*EXAMPLE_DAGS.glob("*.py"), *(HERE / "dags").glob("*.py")]:
-        shutil.copy(source, dags / source.name)
     with (
         ImkitSandbox(api_key=API_KEY, rooms=[*plan["rooms"], *ROOMS], users=plan["users"]) as sandbox,
         Deployment(
-            root=root,
-            dags_folder=dags,
+            root=ROOT / ".artifacts" / "deployment-test",
+            dag_sources=[EXAMPLE_DAGS, HERE / "dags"],
             imkit_conn={"host": sandbox.url, "password": API_KEY},
             pools={"imkit": 2},
+            # Deployment-wide alerts: only these two settings, no notifier in the alerts DAG.
+            extra_env={
+                "AIRFLOW__IMKIT__ALERTS_ROOM": "ops-alerts",
+                "AIRFLOW__IMKIT__ALERTS_SENDER": "airflow-bot",
+            },
         ) as deployment,
     ):
         dag_ids = [*plan["dags"], "deploy_retry_after_drop", "deploy_mapped_sends", "deploy_deadline_alert"]
@@ -67,8 +70,22 @@ def deployed() -> Iterator[Deployed]:
         # The fault-arming DAG runs alone: its faults are for its own send.
         runs = {"deploy_retry_after_drop": deployment.trigger("deploy_retry_after_drop", LOGICAL_DATE)}
         states = deployment.wait(runs, timeout=240)
-        later = {dag_id: deployment.trigger(dag_id, LOGICAL_DATE) for dag_id in dag_ids[:-3] + dag_ids[-2:]}
+        later = {
+            dag_id: deployment.trigger(dag_id, LOGICAL_DATE, {"fail": True} if dag_id == ALERTS else None)
+            for dag_id in dag_ids
+            if dag_id != "deploy_retry_after_drop"
+        }
         states.update(deployment.wait(later, timeout=420))
         runs.update(later)
+        # The next run of the alerts DAG succeeds: "recovered".
+        recovery = deployment.trigger(ALERTS, "2026-01-03T06:00:00+00:00", {"fail": False})
+        states[f"{ALERTS} (recovery)"] = deployment.wait({ALERTS: recovery}, timeout=240)[ALERTS]
+        # A DAG file with a syntax error dropped into the DAGs folder: one import-error alert.
+        (deployment.dags_folder / "broken_dag.py").write_text(BROKEN_DAG)
+        wait_for(
+            lambda: any("broken_dag.py" in m["message"] for m in sandbox.received("ops-alerts")),
+            "import alert",
+            120,
+        )
         sandbox.flush_batches()
-        yield Deployed(deployment, sandbox, plan["dags"], states, runs)
+        yield Deployed(deployment, sandbox, plan["dags"], states, runs, recovery)

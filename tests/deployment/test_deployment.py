@@ -26,10 +26,13 @@ def components(deployed: Deployed) -> dict[str, str]:
 
 def test_every_dag_ends_as_planned(deployed: Deployed) -> None:
     for dag_id, expected in deployed.plan.items():
+        if dag_id == "example_imkit_deployment_alerts":
+            expected = "failed"  # triggered with {"fail": true} first
         assert deployed.states[dag_id] == expected, dag_id
     assert deployed.states["deploy_retry_after_drop"] == "success"
     assert deployed.states["deploy_mapped_sends"] == "success"
     assert deployed.states["deploy_deadline_alert"] == "success"
+    assert deployed.states["example_imkit_deployment_alerts (recovery)"] == "success"
 
 
 def test_example_rooms_hold_exactly_what_the_dags_sent(deployed: Deployed) -> None:
@@ -110,3 +113,35 @@ def test_the_api_key_is_in_no_log_and_no_table(deployed: Deployed) -> None:
         assert API_KEY not in path.read_text(errors="replace"), path
     dump = deployed.deployment.dump_database()
     assert "imkit_default" in dump and API_KEY not in dump
+
+
+def test_deployment_wide_alerts_with_no_notifier(deployed: Deployed) -> None:
+    """Only AIRFLOW__IMKIT__ALERTS_ROOM and _SENDER set: one grouped alert for four failed mapped
+    tasks (from the scheduler), one recovery, one import error (from the DAG processor)."""
+    sent_by = components(deployed)
+    alerts = [
+        m
+        for m in deployed.sandbox.received("ops-alerts")
+        if "example_imkit_deployment_alerts" in m["message"]
+    ]
+    texts = [m["message"] for m in alerts]
+    assert len(alerts) == 2, texts
+    failed, recovered = alerts
+    assert failed["message"].startswith(
+        "❌ Airflow DAG example_imkit_deployment_alerts run failed: 4 tasks failed"
+    )
+    assert (
+        "Failed: load_partition[0], load_partition[1], load_partition[2], load_partition[3]"
+        in failed["message"]
+    )
+    assert "First error: RuntimeError: partition " in failed["message"]
+    assert recovered["message"].startswith(
+        "✅ Airflow DAG example_imkit_deployment_alerts recovered after 1 failed run"
+    )
+    assert sent_by[failed["_id"]] == sent_by[recovered["_id"]] == "scheduler"
+    imports = [m for m in deployed.sandbox.received("ops-alerts") if "broken_dag.py" in m["message"]]
+    assert len(imports) == 1 and imports[0]["message"].startswith(
+        "⚠️ DAG file broken_dag.py cannot be imported"
+    )
+    assert sent_by[imports[0]["_id"]] == "dag-processor"
+    assert all(m["sender"] == "airflow-bot" for m in deployed.sandbox.received("ops-alerts"))

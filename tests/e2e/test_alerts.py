@@ -72,7 +72,7 @@ def test_one_grouped_alert_per_failed_run_then_quiet_then_recovered(alerts: tupl
     assert any(
         line.startswith("First error: RuntimeError: partition ") and "rejected" in line for line in lines
     )
-    assert any(line.startswith("Run: http://airflow.example.com/dags/alerts_etl/runs/") for line in lines)
+    assert any(line.startswith("Link: http://airflow.example.com/dags/alerts_etl/runs/") for line in lines)
     assert recovered.startswith("✅ Airflow DAG alerts_etl recovered after 2 failed runs, down for ")
     assert all(m["sender"] == "airflow" and m["mentions"] == ["oncall"] for m in messages)
 

@@ -17,7 +17,8 @@ def test_every_dag_ends_as_planned(example_runs: ExampleRuns) -> None:
 def test_api_key_in_no_task_log(example_runs: ExampleRuns) -> None:
     for dag_id, outcome in example_runs.outcomes.items():
         assert API_KEY not in outcome.output, dag_id
-        assert "IMKIT message" in outcome.output  # the hook's INFO line is in the log
+        if dag_id != "example_imkit_deployment_alerts":  # the one DAG with no IMKIT code
+            assert "IMKIT message" in outcome.output  # the hook's INFO line is in the log
 
 
 def test_send_message_dag_rooms(example_runs: ExampleRuns) -> None:

@@ -170,7 +170,18 @@ def test_control_api_over_http(sandbox: ImkitSandbox) -> None:
     assert requests_seen["counts"] == {"POST /messages": 3}
     assert [r["fault"] for r in requests_seen["requests"]] == ["status", "status", None]
     assert all(
-        set(r) == {"method", "path", "key_present", "key_valid", "status", "fault", "completed"}
+        set(r)
+        == {
+            "method",
+            "path",
+            "key_present",
+            "key_valid",
+            "status",
+            "fault",
+            "completed",
+            "user_agent",
+            "result_id",
+        }
         for r in requests_seen["requests"]
     )
     assert call(sandbox, "POST", "/_sandbox/faults", {"path": "/messages", "kind": "nope"}).status_code == 400
