@@ -3,7 +3,7 @@
 # editable with its test and lint extras, pinned by constraints/airflow-<version>.txt
 # (refresh those with scripts/constraints.sh).
 #   usage: scripts/setup-venv.sh VENV_DIR AIRFLOW_VERSION [EXTRAS]
-# EXTRAS defaults to test,lint, plus deploy (Postgres, Redis, Celery) on Airflow 3.
+# EXTRAS defaults to test, plus lint and deploy (Postgres, Redis, Celery) on the newest Airflow.
 # uv is taken from PATH, else installed from PyPI into .tools/ (nothing else is needed
 # on the machine but Python 3.11). Every install uses --compile-bytecode: this machine
 # sets PYTHONDONTWRITEBYTECODE=1, which otherwise makes each `import airflow` ~2.5x slower.
@@ -11,8 +11,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${1:?usage: setup-venv.sh VENV_DIR AIRFLOW_VERSION}"
 airflow_version="${2:?usage: setup-venv.sh VENV_DIR AIRFLOW_VERSION}"
-default_extras="test,lint"
-[ "${airflow_version%%.*}" -ge 3 ] && default_extras="test,lint,deploy"
+default_extras="test"
+[ "$airflow_version" = "$("$here/scripts/airflow-versions.sh" newest)" ] && default_extras="test,lint,deploy"
 extras="${3:-$default_extras}"
 python="${PYTHON:-python3.11}"
 command -v "$python" >/dev/null 2>&1 || python=python3

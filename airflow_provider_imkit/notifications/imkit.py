@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 from airflow.providers.common.compat.notifier import BaseNotifier
 from airflow.providers.common.compat.sdk import redact
 
-from airflow_provider_imkit import DEFAULT_CONN_ID, validation
-from airflow_provider_imkit.delivery import deliver
+from airflow_provider_imkit import DEFAULT_CONN_ID
 from airflow_provider_imkit.exceptions import ImkitError
 from airflow_provider_imkit.notifications.default_message import default_message
 from airflow_provider_imkit.version_compat import AIRFLOW_V_3_1_PLUS
@@ -170,6 +169,10 @@ class ImkitNotifier(BaseNotifier):
 
     def _send(self, context: Context) -> dict[str, Any] | None:
         """Send this (rendered) notifier's alert; log one ERROR line instead of raising."""
+        # Imported when an alert is sent: DAG files import this module, and parses must stay cheap.
+        from airflow_provider_imkit import validation
+        from airflow_provider_imkit.delivery import deliver
+
         text = validation.rendered_text(self.message) or default_message(context)
         # Alerts quote errors and templates: never let a registered secret reach the chat room.
         text = str(redact(text))

@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_imkit import DEFAULT_CONN_ID, validation
-from airflow_provider_imkit.delivery import deliver, earlier_try_since_ms
+from airflow_provider_imkit import DEFAULT_CONN_ID
 from airflow_provider_imkit.exceptions import use_airflow_exceptions
 
 if TYPE_CHECKING:
@@ -176,6 +175,10 @@ class ImkitSendMessageOperator(ImkitBaseOperator):
         self.prepare_template()
 
     def execute(self, context: Context) -> dict[str, Any]:
+        # Imported when a task runs: DAG files import this module, and parses must stay cheap.
+        from airflow_provider_imkit import validation
+        from airflow_provider_imkit.delivery import deliver, earlier_try_since_ms
+
         message = validation.rendered_message("message", self.message)
         return deliver(
             imkit_conn_id=self.imkit_conn_id,
@@ -261,6 +264,8 @@ class ImkitBatchSendMessageOperator(ImkitBaseOperator):
         self.skip_total_badge = skip_total_badge
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_imkit import validation
+
         message = validation.rendered_message("message", self.message)
         with self.get_hook() as hook:
             return hook.send_batch(
@@ -310,6 +315,8 @@ class ImkitRecallMessageOperator(ImkitBaseOperator):
         self.message_id = message_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_imkit import validation
+
         with self.get_hook() as hook:
             return hook.recall_message(
                 validation.rendered_id(self.room), validation.rendered_id(self.message_id)
