@@ -152,12 +152,11 @@ class Alerts:
         end: datetime,
         tags: list[str] | None,
     ) -> None:
-        tags = _dag_tags(dag_id) if tags is None else tags
-        if not config.wants("dag_run_failed", dag_id, tags):
+        room = _room(config, "dag_run_failed", dag_id, tags)
+        if room is None:
             return
         streak = history.failure_streak(_earlier_runs(dag_id, run_id, end))
         notice = history.failure_notice(streak, end, config.repeat_interval)
-        room = config.room_for(dag_id, tags)
         link = _run_link(dag_id, run_id)
         if notice == "full":
             failed, error = _failed_tasks(dag_id, run_id)
@@ -183,10 +182,9 @@ class Alerts:
         end: datetime,
         tags: list[str] | None,
     ) -> None:
-        tags = _dag_tags(dag_id) if tags is None else tags
-        if not config.wants(event, dag_id, tags):
+        room, link = _room(config, event, dag_id, tags), _run_link(dag_id, run_id)
+        if room is None:
             return
-        room, link = config.room_for(dag_id, tags), _run_link(dag_id, run_id)
         if event == "dag_run_success":
             self._send(config, room, f"✅ Airflow DAG {dag_id} run succeeded\nRun: {run_id}")
             return
@@ -205,11 +203,12 @@ class Alerts:
         run_id: str,
         tags: list[str],
     ) -> None:
-        if not config.wants(event, dag_id, tags):
+        room = _room(config, event, dag_id, tags)
+        if room is None:
             return
         what = "failed and will be retried" if event == "task_retry" else "failed"
         text = f"{'🔁' if event == 'task_retry' else '❌'} Airflow task {dag_id}.{task} {what}\nRun: {run_id}"
-        self._send(config, config.room_for(dag_id, tags), f"{text}\nError: {error}" if error else text)
+        self._send(config, room, f"{text}\nError: {error}" if error else text)
 
     def _import_error(self, config: AlertsConfig, filename: str, last_line: str) -> None:
         self._broken_files[filename] = last_line
@@ -285,6 +284,12 @@ def _task_facts(ti: Any) -> dict[str, Any]:
         "run_id": ti.run_id,
         "tags": sorted(getattr(dag, "tags", None) or []),
     }
+
+
+def _room(config: AlertsConfig, event: str, dag_id: str, tags: list[str] | None) -> str | None:
+    """The room an event of this DAG goes to, or None when the settings leave it out."""
+    tags = _dag_tags(dag_id) if tags is None else tags
+    return config.room_for(dag_id, tags) if config.wants(event, dag_id, tags) else None
 
 
 def _run_link(dag_id: str, run_id: str) -> str | None:

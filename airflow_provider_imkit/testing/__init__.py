@@ -12,6 +12,7 @@ The public API for your own tests (only the standard library is imported here)::
 - :func:`airflow_env`, :func:`migrate`, :func:`run_dag` and :class:`DagRunOutcome`: run a DAG
   for real with ``airflow dags test`` in a child process that reaches the sandbox through
   ``AIRFLOW_CONN_IMKIT_DEFAULT``.
+- :func:`arm_faults` (:mod:`.control`): script the sandbox's faults from inside a running DAG.
 - The pytest fixture ``imkit_sandbox`` (:mod:`.pytest_plugin`, registered as a ``pytest11``
   plugin, so it is available as soon as this package is installed): a running sandbox with
   ``AIRFLOW_CONN_IMKIT_DEFAULT`` pointing at it; a sandbox bug fails the test at teardown.
@@ -31,6 +32,7 @@ Example::
 from __future__ import annotations
 
 from airflow_provider_imkit.sandbox import DEFAULT_API_KEY, Fault, ImkitSandbox
+from airflow_provider_imkit.testing.control import arm_faults
 from airflow_provider_imkit.testing.dagrun import DagRunOutcome, airflow_bin, airflow_env, migrate, run_dag
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "ImkitSandbox",
     "airflow_bin",
     "airflow_env",
+    "arm_faults",
     "migrate",
     "run_dag",
 ]

@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Any
 
 import pendulum
-import requests
-from airflow.providers.common.compat.sdk import DAG, BaseHook, task
+from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_imkit.notifications.imkit import ImkitNotifier
 from airflow_provider_imkit.operators.imkit import ImkitSendMessageOperator
+from airflow_provider_imkit.testing.control import arm_faults
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 BOT = "airflow-bot"
 TOKENS = [f"token-{i:02d}" for i in range(40)]
-
-
-def arm_faults(*faults: dict[str, Any]) -> None:
-    """Script the sandbox's next answers (POST /_sandbox/faults, same key as the API)."""
-    conn = BaseHook.get_connection("imkit_default")
-    for fault in faults:
-        answer = requests.post(
-            f"{conn.host}/_sandbox/faults", json=fault, headers={"IM-API-KEY": conn.password}, timeout=10
-        )
-        answer.raise_for_status()
 
 
 # A send whose first attempt is stored and then dropped, with the room unreadable on the
