@@ -105,7 +105,7 @@ def run(plan: dict[str, Any], serve: bool, transcript: Any) -> int:
             )
         sandbox.flush_batches()
         all_ok = recovered == "success"
-        print(f"\n{ALERTS_DAG} second run: {recovered}" + ("" if all_ok else " (EXPECTED success)"))
+        print()
         for dag_id, expected in plan["dags"].items():
             ok = states.get(dag_id) == expected
             all_ok &= ok
@@ -113,6 +113,14 @@ def run(plan: dict[str, Any], serve: bool, transcript: Any) -> int:
             print(f"{dag_id}: {states.get(dag_id)} ({verdict})")
             for line in alert_report(deployment, sandbox, dag_id, runs[dag_id]):
                 print(line)
+        print(
+            f"{ALERTS_DAG}, second run: {recovered}" + (" (as expected)" if all_ok else " (EXPECTED success)")
+        )
+        sent_by = components(sandbox)
+        for message in sandbox.received("ops-alerts"):
+            if "broken_dag.py" in message["message"]:
+                print(f"broken_dag.py dropped in: alert sent by the {sent_by.get(message['_id'], '?')}:"
+                      f" {message['message'].splitlines()[0]}")  # fmt: skip
         print("\nWhat each room received:")
         for room, messages in sorted(sandbox.all_received().items()):
             print(f"\n# {room} ({len(messages)} message{'s' if len(messages) != 1 else ''})")
