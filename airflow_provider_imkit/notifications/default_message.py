@@ -36,7 +36,7 @@ def _state(value: Any) -> str | None:
     return str(getattr(value, "value", value)).lower()
 
 
-def _first_line(error: Any) -> str | None:
+def first_line(error: Any) -> str | None:
     if error is None:
         return None
     text = str(error).strip() or type(error).__name__
@@ -82,7 +82,7 @@ def default_message(context: Mapping[str, Any]) -> str:
     logical_date = _get(context, "logical_date") or _get(dag_run, "logical_date")
     try_number = _get(ti, "try_number")
     max_tries = _get(ti, "max_tries")
-    error = _first_line(_get(context, "exception"))
+    error = first_line(_get(context, "exception"))
     log_url = _get(ti, "log_url")
     duration = _get(ti, "duration")
 

@@ -23,7 +23,7 @@ from urllib.parse import quote
 from airflow.listeners import hookimpl  # pluggy's marker for listener hooks (2.x and 3.x)
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_provider_imkit.notifications.default_message import _first_line
+from airflow_provider_imkit.notifications.default_message import first_line
 from airflow_provider_imkit.plugins import history
 from airflow_provider_imkit.plugins.config import AlertsConfig, AlertsConfigError, alerts_config
 from airflow_provider_imkit.plugins.sender import BackgroundSender
@@ -98,17 +98,14 @@ class Alerts:
     @hookimpl
     def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
         def job(config: AlertsConfig, event: str) -> Callable[[], None]:
-            line = _first_line(error)
-            if event == "task_failed" and line:
-                self._leave_error_line(task_instance, line)
-            return partial(self._task_event, config, event, line, **_task_facts(task_instance))
+            return partial(self._task_event, config, event, first_line(error), **_task_facts(task_instance))
 
         state = getattr(task_instance, "state", None)
         retry = str(getattr(state, "value", state)) == "up_for_retry"
         event = "task_retry" if retry else "task_failed"
         if not retry:  # the scheduler's run alert quotes the first failed task's error line
             self._guarded(
-                "dag_run_failed", lambda config: self._leave_error_line(task_instance, _first_line(error))
+                "dag_run_failed", lambda config: self._leave_error_line(task_instance, first_line(error))
             )
         self._guarded(event, lambda config: job(config, event))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -52,7 +52,6 @@ class AlertsConfig:
     repeat_interval: timedelta = timedelta(hours=1)
     queue_size: int = 1000
     flush_timeout: float = 10.0
-    extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     def wants(self, event: str, dag_id: str | None, tags: Iterable[str] = ()) -> bool:
         """Whether this event of this DAG is alerted (events, DAG id patterns, tags)."""
