@@ -10,6 +10,9 @@ Hierarchy::
     +-- ImkitValidationError (also ValueError)      bad input, raised before any request
     +-- ImkitConfigurationError                     unusable connection (no host, bad key...)
     +-- ImkitReadBackError                          a room could not be read back to check delivery
+    +-- ImkitApprovalError                          an approval in a room ended without going ahead
+    |   +-- ImkitApprovalRejectedError              a non-approving option (fail_on_reject=True)
+    |   +-- ImkitApprovalTimeoutError               no counting reply in time, no default_option
     +-- ImkitConnectionError                        transport failure (refused, reset, timeout)
     |   +-- ImkitTlsError                           TLS failed (certificate, plain HTTP): permanent
     +-- ImkitApiError                               the server answered with an error
@@ -142,6 +145,22 @@ class ImkitReadBackError(ImkitError):
     """A room could not be read back to prove whether a message was stored (never guessed)."""
 
     transient = True
+
+
+class ImkitApprovalError(ImkitError, _FailFast):
+    """
+    An approval asked in a room ended without letting the pipeline go ahead, or could not
+    wait (the room cannot be read: unknown room, bad key). Permanent: asking again would not
+    change the answer.
+    """
+
+
+class ImkitApprovalRejectedError(ImkitApprovalError):
+    """A non-approving option was chosen and the operator has ``fail_on_reject=True``."""
+
+
+class ImkitApprovalTimeoutError(ImkitApprovalError):
+    """No approver answered before the timeout, and there is no ``default_option``."""
 
 
 class ImkitTlsError(ImkitConnectionError, _FailFast):

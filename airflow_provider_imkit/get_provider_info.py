@@ -160,7 +160,16 @@ def get_provider_info() -> dict[str, object]:
         ],
         "hooks": [{"integration-name": "IMKIT", "python-modules": ["airflow_provider_imkit.hooks.imkit"]}],
         "operators": [
-            {"integration-name": "IMKIT", "python-modules": ["airflow_provider_imkit.operators.imkit"]}
+            {
+                "integration-name": "IMKIT",
+                "python-modules": [
+                    "airflow_provider_imkit.operators.imkit",
+                    "airflow_provider_imkit.operators.approval",
+                ],
+            }
+        ],
+        "triggers": [
+            {"integration-name": "IMKIT", "python-modules": ["airflow_provider_imkit.triggers.imkit"]}
         ],
         "notifications": ["airflow_provider_imkit.notifications.imkit.ImkitNotifier"],
         "config": {

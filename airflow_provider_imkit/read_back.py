@@ -14,7 +14,7 @@ from airflow_provider_imkit.exceptions import ImkitReadBackError
 from airflow_provider_imkit.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
 
     from airflow_provider_imkit.client import ImkitClient
 
@@ -35,6 +35,52 @@ def message_fields(body: Mapping[str, Any]) -> dict[str, Any]:
         "message_type": body["messageType"],
         "mentions": body.get("mentions"),
     }
+
+
+def room_messages(
+    client: ImkitClient,
+    room: str,
+    *,
+    since_ms: int,
+    until: float | None = None,
+    pages: int = READ_BACK_PAGES,
+    what: str = "since the send began; cannot prove the message absent",
+) -> Iterator[dict[str, Any]]:
+    """
+    Every message of ``room`` created at or after ``since_ms``, newest first, read page by page
+    (``GET /rooms/{room}/messages/v3``, ``timeRangeField=createdAt``) until the room says there
+    are no more. ``until`` (a ``time.monotonic()`` value) bounds each request.
+
+    :raises ImkitReadBackError: an answer without a message list, a message without an
+        ``_id`` to page on, or more than ``pages * READ_BACK_PAGE_SIZE`` messages (the error
+        ends with ``what``).
+    :raises ImkitError: the room could not be read.
+    """
+    path = f"/rooms/{quote(room, safe='')}/messages/v3"
+    # ``since_ms - 1``: the same messages whether the server's afterTime is inclusive or not.
+    params: dict[str, Any] = {
+        "afterTime": since_ms - 1,
+        "timeRangeField": "createdAt",
+        "limit": READ_BACK_PAGE_SIZE,
+    }
+    for _ in range(pages):
+        page = client.request(
+            "GET", path, params=params, retry=READ_POLICY, subject={"room": room}, until=until
+        )
+        data, total = page.get("data"), page.get("totalCount")
+        if not isinstance(data, list):
+            raise ImkitReadBackError(f"IMKIT GET {path}: the answer holds no message list")
+        yield from (item for item in data if isinstance(item, dict))
+        # The end: an empty page, a page holding all the count says is left, or (no count
+        # given) a short page. Whether ``totalCount`` counts the messages before
+        # ``beforeMessage`` or all of them, a page never ends the reading too early; a server
+        # that caps ``limit`` below ours is paged on while it says there is more.
+        if not data or (len(data) >= total if isinstance(total, int) else len(data) < READ_BACK_PAGE_SIZE):
+            return
+        if not isinstance(data[-1], dict) or not data[-1].get("_id"):
+            raise ImkitReadBackError(f"IMKIT GET {path}: cannot page on: a message without an _id")
+        params["beforeMessage"] = data[-1]["_id"]
+    raise ImkitReadBackError(f"IMKIT GET {path}: more than {pages * READ_BACK_PAGE_SIZE} messages {what}")
 
 
 def find_message(
@@ -59,35 +105,16 @@ def find_message(
     """
     want = {"room": room, "sender": sender, "message": message, "message_type": message_type}
     want_mentions = sorted(mentions or [])
-    path = f"/rooms/{quote(room, safe='')}/messages/v3"
-    params: dict[str, Any] = {
-        "afterTime": since_ms,
-        "timeRangeField": "createdAt",
-        "limit": READ_BACK_PAGE_SIZE,
-    }
-    seen = 0
-    for _ in range(READ_BACK_PAGES):
-        page = client.request(
-            "GET", path, params=params, retry=READ_POLICY, subject={"room": room}, until=until
-        )
-        data, total = page.get("data"), page.get("totalCount")
-        if not isinstance(data, list):
-            raise ImkitReadBackError(f"IMKIT GET {path}: the answer holds no message list")
-        for item in data:
-            if isinstance(item, dict) and same_message(item, want, want_mentions, since_ms):
-                return item
-        seen += len(data)
-        # The end: an empty page, every match counted, or (no count given) a short page.
-        # A server that caps ``limit`` below ours is paged on while it says there is more.
-        if not data or (seen >= total if isinstance(total, int) else len(data) < READ_BACK_PAGE_SIZE):
-            return None
-        if not isinstance(data[-1], dict) or not data[-1].get("_id"):
-            raise ImkitReadBackError(f"IMKIT GET {path}: cannot page on: a message without an _id")
-        params["beforeMessage"] = data[-1]["_id"]
-    raise ImkitReadBackError(
-        f"IMKIT GET {path}: more than {READ_BACK_PAGES * READ_BACK_PAGE_SIZE} messages since the send "
-        "began; cannot prove the message absent"
-    )
+    for item in room_messages(client, room, since_ms=since_ms, until=until):
+        if same_message(item, want, want_mentions, since_ms):
+            return item
+    return None
+
+
+def sender_id(item: Mapping[str, Any]) -> Any:
+    """A listed message's sender id: the history shows a user object, ``POST`` results an id."""
+    sender = item.get("sender")
+    return sender.get("_id") if isinstance(sender, dict) else sender
 
 
 def same_message(
@@ -95,11 +122,9 @@ def same_message(
 ) -> bool:
     """Whether a listed message is the one sent: sender (id or user object), text, type, room,
     not deleted, created since ``since_ms``, and the same mentions where the server lists them."""
-    sender = item.get("sender")
-    sender_id = sender.get("_id") if isinstance(sender, dict) else sender
     created = item.get("createdAtMS")
     return (
-        sender_id == want["sender"]
+        sender_id(item) == want["sender"]
         and item.get("message") == want["message"]
         and item.get("messageType") == want["message_type"]
         and item.get("room", want["room"]) == want["room"]

@@ -68,7 +68,7 @@ def optional_bool(field: str, value: Any) -> bool | None:
 _NOT_IN_LIST_IDS = re.compile(r"[\s,;\[\]\(\)'\"]")
 
 
-def _split_list_text(field: str, text: str) -> list[Any]:
+def split_list_text(field: str, text: str) -> list[Any]:
     """Parse list text: ``'["a", "b"]'`` (JSON), ``"['a', 'b']"`` (a rendered Python list),
     ``"a,b"`` / ``"a; b"`` (as Airflow's EmailOperator reads ``to``), or one id."""
     stripped = text.strip()
@@ -101,7 +101,7 @@ def user_ids(field: str, value: Any) -> list[str] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        value = _split_list_text(field, value)
+        value = split_list_text(field, value)
     if isinstance(value, bytes | bytearray | dict) or not isinstance(value, Iterable):
         raise ImkitValidationError(
             field, f"must be a user id string or a list of user id strings, got {_show(value)}"

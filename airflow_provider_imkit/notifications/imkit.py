@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import redact
 from airflow_provider_imkit import DEFAULT_CONN_ID
 from airflow_provider_imkit.exceptions import ImkitError
 from airflow_provider_imkit.notifications.default_message import default_message
+from airflow_provider_imkit.notifications.hitl_message import hitl_request
 from airflow_provider_imkit.version_compat import AIRFLOW_V_3_1_PLUS
 
 if TYPE_CHECKING:
@@ -35,7 +36,10 @@ class ImkitNotifier(BaseNotifier):
     Without ``message`` it writes one from the context: on failure the DAG id, task id, run
     id, logical date, try number, the exception's first line and the log URL; on retry and
     success a matching short text. Lines whose data the context lacks are left out (DAG-level
-    callbacks run with no task instance, for instance).
+    callbacks run with no task instance, for instance). In ``notifiers=[...]`` of Airflow's
+    human-in-the-loop operators (3.1+) it posts the request instead: subject, body, options,
+    the assigned users mentioned (their ids taken as IMKIT user ids) and the link to the
+    task's required-actions page.
 
     Templates never crash the callback: a template that refers to a missing value is
     rendered again with missing values empty, and a warning is logged. Each call renders
@@ -173,7 +177,13 @@ class ImkitNotifier(BaseNotifier):
         from airflow_provider_imkit import validation
         from airflow_provider_imkit.delivery import deliver
 
-        text = validation.rendered_text(self.message) or default_message(context)
+        mentions = self.mentions
+        text = validation.rendered_text(self.message)
+        if text is None:
+            request = hitl_request(context)
+            if request is not None:
+                text, mentions = request.text, mentions or request.mentions
+        text = text or default_message(context)
         # Alerts quote errors and templates: never let a registered secret reach the chat room.
         text = str(redact(text))
         try:
@@ -187,7 +197,7 @@ class ImkitNotifier(BaseNotifier):
                 message_type=self.message_type,
                 push=self.push,
                 skip_total_badge=self.skip_total_badge,
-                mentions=self.mentions,
+                mentions=mentions,
             )
         except ImkitError as exc:
             # One clear line; the task's own state and exception stay as they are.

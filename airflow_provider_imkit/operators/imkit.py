@@ -321,3 +321,15 @@ class ImkitRecallMessageOperator(ImkitBaseOperator):
             return hook.recall_message(
                 validation.rendered_id(self.room), validation.rendered_id(self.message_id)
             )
+
+
+# The approval operator lives in its own module; importable from here like the others.
+from airflow_provider_imkit.operators.approval import ImkitApprovalOperator  # noqa: E402
+
+__all__ = [
+    "ImkitApprovalOperator",
+    "ImkitBaseOperator",
+    "ImkitBatchSendMessageOperator",
+    "ImkitRecallMessageOperator",
+    "ImkitSendMessageOperator",
+]

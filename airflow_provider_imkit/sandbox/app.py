@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow_provider_imkit.sandbox.faults import Fault
+    from airflow_provider_imkit.sandbox.replies import AutoReply
 
 DEFAULT_RATE_LIMIT = 1000  # requests per minute per API key, as documented
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -91,6 +92,7 @@ class SandboxApp(Store):
         self.records: list[RequestRecord] = []
         self.faults: dict[str, deque[Fault]] = {}
         self._windows: dict[str, tuple[int, int]] = {}
+        self.auto_replies: list[AutoReply] = []
 
     # -- the pipeline's steps -------------------------------------------------------------------
 
@@ -172,6 +174,7 @@ class SandboxApp(Store):
             self.records.clear()
             self.faults.clear()
             self._windows.clear()
+            self.auto_replies.clear()
 
     # -- routing --------------------------------------------------------------------------------
 
@@ -236,7 +239,7 @@ class SandboxApp(Store):
         with self.lock:
             self.room(data["room"])
             self.user(data["sender"])
-            return self.store_message(
+            stored = self.store_message(
                 room=data["room"],
                 sender=data["sender"],
                 message=data["message"],
@@ -244,6 +247,29 @@ class SandboxApp(Store):
                 push=data.get("push", True),
                 skip_total_badge=data.get("skipTotalBadge", False),
                 mentions=mentions,
+            )
+            self._auto_reply(stored)
+            return stored
+
+    def add_auto_reply(self, reply: AutoReply) -> None:
+        """Queue a scripted reply (see :class:`AutoReply`); each answers one message."""
+        with self.lock:
+            self.auto_replies.append(reply)
+
+    def _auto_reply(self, message: dict[str, Any]) -> None:
+        """Every queued reply that answers ``message`` does, in order, and is used up."""
+        answering = [reply for reply in self.auto_replies if reply.answers(message)]
+        self.auto_replies = [reply for reply in self.auto_replies if not reply.answers(message)]
+        for reply in answering:
+            self.user(reply.user)
+            self.store_message(
+                room=reply.room,
+                sender=reply.user,
+                message=reply.text,
+                message_type="text",
+                push=True,
+                skip_total_badge=False,
+                mentions=[],
             )
 
     def _batch(self, data: dict[str, Any]) -> Answer:

@@ -1,6 +1,7 @@
 """The one path every request takes: auth -> record -> fault -> rate limit -> route.
 
-Beside it: the inbox page (``GET /``, no key) and the control API under ``/_sandbox/``
+Beside it: the inbox page (``GET /``, no key) with its reply box (``POST /inbox/reply``,
+form-encoded, no key: the sandbox listens on loopback) and the control API under ``/_sandbox/``
 (same key as the API, never recorded, never faulted or rate limited).
 """
 
@@ -8,10 +9,12 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, quote, urlencode
 
-from airflow_provider_imkit.sandbox.answers import Answer, fail, ok
+from airflow_provider_imkit.sandbox.answers import Answer, ApiFailure, fail, ok
 from airflow_provider_imkit.sandbox.faults import Fault
 from airflow_provider_imkit.sandbox.inbox import render_inbox
+from airflow_provider_imkit.sandbox.replies import REPLY_PATH, AutoReply, reply_from_form
 
 if TYPE_CHECKING:
     from airflow_provider_imkit.sandbox.app import SandboxApp
@@ -26,7 +29,12 @@ def serve(app: SandboxApp, exchange: Exchange) -> None:
     method = exchange.method
     path = exchange.target.partition("?")[0]
     if method == "GET" and path in INBOX_PATHS:
-        exchange.send(200, render_inbox(app).encode("utf-8"), "text/html; charset=utf-8")
+        query = {k: v[-1] for k, v in parse_qs(exchange.target.partition("?")[2]).items()}
+        page = render_inbox(app, room=query.get("room"), user=query.get("user"))
+        exchange.send(200, page.encode("utf-8"), "text/html; charset=utf-8")
+        return
+    if method == "POST" and path == REPLY_PATH:
+        reply_in_page(app, exchange)
         return
     # 1. auth
     key = exchange.header("IM-API-KEY")
@@ -61,6 +69,19 @@ def serve(app: SandboxApp, exchange: Exchange) -> None:
     exchange.reply(answer)
 
 
+def reply_in_page(app: SandboxApp, exchange: Exchange) -> None:
+    """The inbox page's reply box: store the reply, then show the page again (303)."""
+    try:
+        with app.lock:
+            stored = reply_from_form(app, exchange.body)
+    except ApiFailure as failure:
+        exchange.reply(failure.answer)
+        return
+    room, user = stored["room"], stored["sender"]
+    where = f"/?{urlencode({'room': room, 'user': user})}#{quote('room-' + room)}"
+    exchange.send(303, b"", "text/plain", {"Location": where})
+
+
 def control(app: SandboxApp, method: str, action: str, body: bytes) -> Answer:
     """The inspection and fault-injection API under ``/_sandbox/``."""
     try:
@@ -88,4 +109,11 @@ def control(app: SandboxApp, method: str, action: str, body: bytes) -> Answer:
         case ("POST", "flush"):
             app.flush_batches()
             return ok({})
+        case ("POST", "auto-replies"):
+            try:
+                reply = AutoReply.from_json(data)
+            except ValueError as exc:
+                return fail(400, "INVALID_REQUEST", f"Bad auto-reply: {exc}")
+            app.add_auto_reply(reply)
+            return ok({"room": reply.room, "user": reply.user})
     return fail(404, "NOT_FOUND", f"No sandbox control {method} /_sandbox/{action}")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_imkit.sandbox.answers import JSON_TYPE, Answer, fail, internal_error
 from airflow_provider_imkit.sandbox.app import DEFAULT_RATE_LIMIT, RequestRecord, SandboxApp
 from airflow_provider_imkit.sandbox.pipeline import serve
+from airflow_provider_imkit.sandbox.replies import AutoReply
 
 if TYPE_CHECKING:
     import ssl
@@ -324,6 +325,20 @@ class ImkitSandbox:
         body = {"room": room, "sender": user, "message": message, "messageType": message_type}
         body.update({"mentions": list(mentions), "push": push})
         return copy.deepcopy(self.app.send_message(body))
+
+    def auto_reply(self, room: str, user: str, text: str) -> None:
+        """
+        Script a person: the next message posted in ``room`` by someone else that mentions
+        anyone (an approval question naming its approvers, say) is answered at once by
+        ``user`` with ``text``. Each call answers one message; replies queued for the same
+        room answer the same next question, in the order queued. Over HTTP:
+        ``POST /_sandbox/auto-replies`` with ``{"room", "user", "text"}``.
+        """
+        self.app.add_auto_reply(AutoReply(room, user, text))
+
+    def recall(self, room: str, message_id: str) -> dict[str, Any]:
+        """Recall a message as its sender would (it stays, emptied, as ``messageType: recall``)."""
+        return copy.deepcopy(self.app.recall(room, message_id))
 
     def inject(self, path: str, fault: Fault, times: int = 1) -> None:
         """Script the next ``times`` responses to ``path`` (``*``: any API path)."""

@@ -1,0 +1,317 @@
+"""ImkitApprovalOperator: ask in an IMKIT room, wait for an approver's reply, go on or not."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from airflow.providers.common.compat.sdk import BaseOperator, SkipMixin, conf
+
+from airflow_provider_imkit import DEFAULT_CONN_ID
+from airflow_provider_imkit.exceptions import ImkitError, ImkitValidationError, use_airflow_exceptions
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_imkit.approval import Outcome
+    from airflow_provider_imkit.retry import RetryPolicy
+
+use_airflow_exceptions()
+
+DEFAULT_TIMEOUT = timedelta(days=1)
+
+
+def task_link(context: Context) -> str | None:
+    """
+    The link to this task in Airflow's UI when Airflow knows its base URL (``[api] base_url``
+    on Airflow 3, ``[webserver] base_url`` on 2), else None. The try number is left out, so
+    every try of the task posts the same text.
+    """
+    section = "webserver" if _airflow_2() else "api"
+    if not conf.get(section, "base_url", fallback=None):
+        return None
+    ti = context.get("ti") or context.get("task_instance")
+    try:
+        url = getattr(ti, "log_url", None)
+    except Exception:
+        return None
+    if not isinstance(url, str) or not url:
+        return None
+    parts = urlsplit(url)
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "try_number"])
+    return urlunsplit(parts._replace(query=query))
+
+
+def _airflow_2() -> bool:
+    from airflow_provider_imkit.version_compat import AIRFLOW_VERSION
+
+    return AIRFLOW_VERSION < (3, 0, 0)
+
+
+def _seconds(field: str, value: Any, *, allow_none: bool) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ImkitValidationError(field, f"must be a timedelta or a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _templated(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, list | tuple):
+        return any(_templated(item) for item in value)
+    return False
+
+
+class ImkitApprovalOperator(BaseOperator, SkipMixin):
+    """
+    Ask a question in an IMKIT room and wait, without holding a worker slot, until one of
+    the ``approvers`` answers with an option; then go on, skip the downstream tasks, or fail.
+
+    The question (``POST /messages``) shows ``subject``, ``body``, the numbered ``options``,
+    "Reply with an option's name or number", the approvers as mentions, how long it waits,
+    and the task's link when Airflow knows its base URL. The room is then read
+    (``GET /rooms/{room}/messages/v3``, messages after the question) every ``poll_interval``
+    seconds: a reply counts when its sender is an approver and its text, trimmed and ignoring
+    case, is an option or an option's number. Other users, the question's sender, recalled or
+    deleted messages and any other text are ignored; the first counting reply decides. The
+    decision is acknowledged in the room (``Approved by alice ("Approve"): <subject>``).
+
+    XCom (``return_value``): ``{"chosen": option, "by": user id or None, "message_id": the
+    reply's _id or None, "at_ms": when it was decided (ms since the epoch)}``.
+
+    An option in ``approve_options`` lets the downstream tasks run. Any other option skips
+    the tasks directly downstream (later ones follow their trigger rules), as Airflow's
+    ``ApprovalOperator`` does, or fails the task with ``fail_on_reject=True``. When nobody
+    answers within ``timeout``, ``default_option`` decides and the room is told; without one
+    the room is told and the task fails. A task retry finds its earlier question in the room
+    and keeps waiting on it rather than asking again.
+
+    :param room: id of the room to ask in (templated).
+    :param sender: id of the user who asks, e.g. a bot (templated); its own messages never count.
+    :param subject: the question, one line (templated).
+    :param body: more text under the subject (templated); default none.
+    :param approvers: user ids whose replies count: a list, one id, ``"a,b"`` or a rendered
+        list (templated); at least one. They are mentioned in the question.
+    :param options: the options, in order (templated); default ``("Approve", "Reject")``.
+    :param approve_options: the options that let the pipeline continue; default ``("Approve",)``.
+    :param fail_on_reject: fail the task (no Airflow retry) on a non-approving option,
+        instead of skipping the downstream tasks; default False.
+    :param timeout: how long to wait for a reply: a ``timedelta`` or seconds; default 1 day;
+        None waits for ever.
+    :param default_option: the option chosen when nobody answered in time; None (default):
+        the task fails on timeout.
+    :param poll_interval: seconds between reads of the room; default 10.
+    :param deferrable: wait in the triggerer (default); False waits in the worker, holding
+        its slot.
+    :param imkit_conn_id: the Airflow connection of type ``imkit`` (default ``imkit_default``).
+    :param retry: a :class:`~airflow_provider_imkit.retry.RetryPolicy`, or an int (HTTP
+        attempts), for the question and the acknowledgement; default from the connection.
+    :raises ImkitValidationError: a bad argument (named), before anything is posted.
+    :raises ImkitApprovalRejectedError: a non-approving option with ``fail_on_reject``.
+    :raises ImkitApprovalTimeoutError: no counting reply in time and no ``default_option``.
+    :raises ImkitApprovalError: the room cannot be read (unknown room, bad key).
+    """
+
+    template_fields: Sequence[str] = ("room", "sender", "subject", "body", "approvers", "options")
+    template_fields_renderers = {"body": "md"}
+    inherits_from_skipmixin = True
+    ui_color = "#4f8df7"
+    ui_fgcolor = "#ffffff"
+
+    def __init__(
+        self,
+        *,
+        room: str,
+        sender: str,
+        subject: str,
+        body: str | None = None,
+        approvers: str | list[str],
+        options: Sequence[str] | str = ("Approve", "Reject"),
+        approve_options: Sequence[str] | str = ("Approve",),
+        fail_on_reject: bool = False,
+        timeout: timedelta | float | None = DEFAULT_TIMEOUT,
+        default_option: str | None = None,
+        poll_interval: float = 10,
+        deferrable: bool = True,
+        imkit_conn_id: str = DEFAULT_CONN_ID,
+        retry: RetryPolicy | int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.room = room
+        self.sender = sender
+        self.subject = subject
+        self.body = body
+        self.approvers = approvers
+        self.options = options
+        self.approve_options = approve_options
+        self.fail_on_reject = fail_on_reject
+        self.timeout = timeout
+        self.default_option = default_option
+        self.poll_interval = poll_interval
+        self.deferrable = deferrable
+        self.imkit_conn_id = imkit_conn_id
+        self.retry = retry
+        # What can be checked before rendering fails the DAG file's import, not a run.
+        _seconds("timeout", timeout, allow_none=True)
+        if not _seconds("poll_interval", poll_interval, allow_none=False):
+            raise ImkitValidationError("poll_interval", "must be more than 0 seconds")
+        if not isinstance(fail_on_reject, bool):
+            raise ImkitValidationError("fail_on_reject", f"must be True or False, got {fail_on_reject!r}")
+        if not _templated(options):
+            self._choices(options)
+
+    def _choices(self, options: Any) -> tuple[list[str], list[str], str | None]:
+        """The checked options, approving options and default option."""
+        from airflow_provider_imkit import approval
+
+        checked = approval.options_list("options", options)
+        approving = approval.pick_options("approve_options", self.approve_options, checked)
+        default = None
+        if self.default_option is not None:
+            (default,) = approval.pick_options("default_option", [self.default_option], checked)
+        return checked, approving, default
+
+    # -- asking ---------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        # Imported when the task runs: DAG files import this module, and parses must stay cheap.
+        from airflow_provider_imkit import approval, validation
+        from airflow_provider_imkit.delivery import deliver, earlier_try_since_ms
+
+        options, _, _ = self._choices(validation.rendered_ids(self.options))
+        approvers = approval.approvers_list(validation.rendered_ids(self.approvers))
+        room = validation.identifier("room", validation.rendered_id(self.room))
+        sender = validation.identifier("sender", validation.rendered_id(self.sender))
+        subject = validation.rendered_message("subject", self.subject)
+        timeout = _seconds("timeout", self.timeout, allow_none=True)
+        text = approval.question_text(
+            subject=subject,
+            body=validation.rendered_text(self.body),
+            options=options,
+            approvers=approvers,
+            timeout_seconds=timeout,
+            link=task_link(context),
+        )
+        asked = deliver(
+            imkit_conn_id=self.imkit_conn_id,
+            retry=self.retry,
+            timeout=None,
+            room=room,
+            sender=sender,
+            message=text,
+            mentions=approvers,
+            earlier_try_since=earlier_try_since_ms(context),
+        )
+        asked_at = approval.created_ms(asked) or int(time.time() * 1000)
+        question = approval.Question(
+            room=room,
+            sender=sender,
+            approvers=tuple(approvers),
+            options=tuple(options),
+            message_id=str(asked.get("_id")),
+            asked_at_ms=asked_at,
+            deadline_ms=None if timeout is None else asked_at + int(timeout * 1000),
+        )
+        self.log.info(
+            "Asked in room %s (message %s); waiting for %s", room, question.message_id, ", ".join(approvers)
+        )
+        if self.deferrable:
+            from airflow_provider_imkit.triggers.imkit import ImkitApprovalTrigger
+
+            self.defer(
+                trigger=ImkitApprovalTrigger(
+                    question=question.to_json(),
+                    poll_interval=float(self.poll_interval),
+                    imkit_conn_id=self.imkit_conn_id,
+                ),
+                method_name="execute_complete",
+            )
+        from airflow_provider_imkit.hooks.imkit import ImkitHook
+
+        wait = approval.ApprovalWait(question, float(self.poll_interval))
+        with ImkitHook(self.imkit_conn_id, retry=self.retry) as hook:
+            outcome = wait.run(hook.client, log=self.log)
+        return self.execute_complete(context, outcome.to_event())
+
+    # -- deciding -------------------------------------------------------------------------------
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the wait: acknowledge, then go on, skip downstream, or fail."""
+        from airflow_provider_imkit import approval, validation
+        from airflow_provider_imkit.exceptions import (
+            ImkitApprovalError,
+            ImkitApprovalRejectedError,
+            ImkitApprovalTimeoutError,
+        )
+
+        outcome = approval.Outcome.from_event(event)
+        _, approving_options, default = self._choices(validation.rendered_ids(self.options))
+        subject = validation.rendered_message("subject", self.subject)
+        if outcome.status == "error":
+            raise ImkitApprovalError(f"IMKIT approval in room {self.room!r} could not wait: {outcome.error}")
+        if outcome.status == "timeout":
+            waited = _seconds("timeout", self.timeout, allow_none=True) or 0.0
+            if outcome.error:
+                self.log.warning("Approval timed out: %s", outcome.error)
+            approving = default in approving_options
+            self._tell(context, approval.timeout_text(subject, waited, default, approving))
+            if default is None:
+                raise ImkitApprovalTimeoutError(
+                    f"No approver answered in room {self.room!r} within {approval.human_duration(waited)}"
+                )
+            result = self._result(approval.Outcome("chosen", chosen=default, at_ms=int(time.time() * 1000)))
+        else:
+            approving = outcome.chosen in approving_options
+            said = approval.decision_text(subject, str(outcome.chosen), str(outcome.by), approving)
+            self._tell(context, said)
+            result = self._result(outcome)
+        self.log.info("Approval: %r chosen by %s", result["chosen"], result["by"] or "the timeout default")
+        if approving:
+            return result
+        if self.fail_on_reject:
+            raise ImkitApprovalRejectedError(
+                f"{result['chosen']!r} chosen by {result['by'] or 'the timeout default'} in room "
+                f"{self.room!r}: not approved (fail_on_reject=True)"
+            )
+        # Airflow 3 ends the task when skipping (no return value is pushed): push it first.
+        ti = context["ti"]
+        ti.xcom_push(key="return_value", value=result)
+        if self.downstream_task_ids:
+            self.log.info("Not approved: skipping the downstream tasks")
+            self.skip_all_except(ti, None)
+        return result
+
+    @staticmethod
+    def _result(outcome: Outcome) -> dict[str, Any]:
+        return {
+            "chosen": outcome.chosen,
+            "by": outcome.by,
+            "message_id": outcome.message_id,
+            "at_ms": outcome.at_ms,
+        }
+
+    def _tell(self, context: Context, text: str) -> None:
+        """Post a short note in the room; a failure is logged, the decision stands."""
+        from airflow_provider_imkit.delivery import deliver, earlier_try_since_ms
+
+        try:
+            deliver(
+                imkit_conn_id=self.imkit_conn_id,
+                retry=self.retry,
+                timeout=None,
+                room=self.room,
+                sender=self.sender,
+                message=text,
+                earlier_try_since=earlier_try_since_ms(context),
+            )
+        except ImkitError as exc:
+            self.log.error("IMKIT: could not post the approval's outcome in room %r: %s", self.room, exc)

@@ -1,0 +1,212 @@
+"""The approval trigger and the sandbox's people (scripted replies, the inbox reply box), over
+real HTTP: read faults, a restart of the trigger, recalled replies, serialization."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_imkit.approval import Question
+from airflow_provider_imkit.hooks.imkit import ImkitHook
+from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
+from airflow_provider_imkit.triggers import imkit as trigger_module
+from airflow_provider_imkit.triggers.imkit import ImkitApprovalTrigger
+from tests.conftest import API_KEY
+
+HISTORY = "/rooms/ops/messages/v3"
+
+
+def ask(sandbox: ImkitSandbox, timeout_ms: int | None = 3_600_000) -> Question:
+    with ImkitHook() as hook:
+        asked = hook.send_message(
+            room="ops", sender="bot", message="Publish?\n1. Approve\n2. Reject", mentions=["alice"]
+        )
+    return Question(
+        room="ops",
+        sender="bot",
+        approvers=("alice", "bob"),
+        options=("Approve", "Reject"),
+        message_id=asked["_id"],
+        asked_at_ms=asked["createdAtMS"],
+        deadline_ms=None if timeout_ms is None else asked["createdAtMS"] + timeout_ms,
+    )
+
+
+@pytest.fixture
+def sleeps_then(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> Callable[[Callable[[int], None]], None]:
+    """Replace the trigger's sleep: record each delay in ``sleeps``, run ``step(n)`` (n: the
+    trigger's n-th sleep) instead of waiting. The hook's retry waits are recorded too (< 1 s)."""
+
+    def install(step: Callable[[int], None]) -> None:
+        count = [0]
+
+        async def fake_sleep(seconds: float) -> None:
+            sleeps.append(seconds)
+            count[0] += 1
+            step(count[0])
+
+        monkeypatch.setattr(trigger_module, "_sleep", fake_sleep)
+        monkeypatch.setattr(
+            ImkitApprovalTrigger, "_hook", lambda self: ImkitHook(self.imkit_conn_id, sleep=sleeps.append)
+        )
+
+    return install
+
+
+async def first_event(trigger: ImkitApprovalTrigger) -> dict[str, Any]:
+    async for event in trigger.run():
+        return dict(event.payload)
+    raise AssertionError("the trigger ended without an event")
+
+
+def test_the_trigger_waits_through_read_faults_and_ignores_what_does_not_count(
+    sandbox: ImkitSandbox, sleeps: list[float], sleeps_then: Callable[..., None]
+) -> None:
+    question = ask(sandbox)
+    for _ in range(2):
+        sandbox.inject(HISTORY, Fault("status", status=503), times=2)  # both attempts of a read
+    sandbox.inject(HISTORY, Fault("close_before"), times=2)
+
+    def people(n: int) -> None:
+        if n == 1:
+            sandbox.post_as("bob", "ops", "what report?")  # chatter
+            sandbox.post_as("alice", "ops", "Approve", mentions=[])
+            ignored = sandbox.received("ops")[-1]
+            sandbox.recall("ops", ignored["_id"])  # recalled: it never counts
+        if n == 4:
+            sandbox.post_as("bot", "ops", "Approve")  # the bot itself
+            sandbox.post_as("bob", "ops", " reject ")
+
+    sleeps_then(people)
+    trigger = ImkitApprovalTrigger(question=question.to_json(), poll_interval=7)
+    event = asyncio.run(first_event(trigger))
+    reply = sandbox.received("ops")[-1]
+    assert event == {
+        "status": "chosen", "chosen": "Reject", "by": "bob", "message_id": reply["_id"],
+        "at_ms": reply["createdAtMS"], "error": None,
+    }  # fmt: skip
+    trigger_sleeps = [s for s in sleeps if s >= 7]
+    assert trigger_sleeps == [7.0, 14.0, 28.0, 7.0]  # backoff while failing, the interval after
+    assert sandbox.request_counts()["POST /messages"] == 1  # the question only: the trigger posts nothing
+
+
+def test_a_restarted_trigger_resumes_from_the_question(
+    sandbox: ImkitSandbox, sleeps: list[float], sleeps_then: Callable[..., None]
+) -> None:
+    """A triggerer restart: the first trigger is cancelled mid-wait; one rebuilt from its
+    serialized kwargs finds the reply given meanwhile and asks nothing again."""
+    question = ask(sandbox)
+    sleeps_then(lambda n: None)
+    first = ImkitApprovalTrigger(question=question.to_json(), poll_interval=5)
+
+    async def run_until_first_sleep() -> None:
+        events = first.run()
+        task = asyncio.ensure_future(events.__anext__())
+        while not sleeps:
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run_until_first_sleep())
+    sandbox.post_as("alice", "ops", "1")
+    classpath, kwargs = first.serialize()
+    assert classpath == "airflow_provider_imkit.triggers.imkit.ImkitApprovalTrigger"
+    restored = ImkitApprovalTrigger(**json.loads(json.dumps(kwargs)))
+    event = asyncio.run(first_event(restored))
+    assert (event["status"], event["chosen"], event["by"]) == ("chosen", "Approve", "alice")
+    assert sandbox.request_counts()["POST /messages"] == 1
+
+
+def test_serialized_kwargs_hold_no_secret(sandbox: ImkitSandbox) -> None:
+    question = ask(sandbox)
+    _, kwargs = ImkitApprovalTrigger(question=question.to_json(), poll_interval=5).serialize()
+    text = json.dumps(kwargs)
+    assert API_KEY not in text and "password" not in text
+    assert set(kwargs) == {"question", "poll_interval", "imkit_conn_id"}
+
+
+def test_no_reply_by_the_deadline_times_out(
+    sandbox: ImkitSandbox, sleeps: list[float], sleeps_then: Callable[..., None]
+) -> None:
+    question = ask(sandbox, timeout_ms=0)
+    sleeps_then(lambda n: None)
+    time.sleep(0.002)  # the read starts after the deadline (ms resolution)
+    event = asyncio.run(first_event(ImkitApprovalTrigger(question=question.to_json(), poll_interval=5)))
+    assert event["status"] == "timeout" and event["chosen"] is None
+    assert sleeps == []
+
+
+def test_an_unknown_room_ends_the_wait_with_an_error(
+    sandbox: ImkitSandbox, sleeps: list[float], sleeps_then: Callable[..., None]
+) -> None:
+    question = ask(sandbox)
+    sleeps_then(lambda n: None)
+    gone = {**question.to_json(), "room": "no-such-room"}
+    event = asyncio.run(first_event(ImkitApprovalTrigger(question=gone, poll_interval=5)))
+    assert event["status"] == "error" and "ROOM_NOT_FOUND" in event["error"]
+
+
+# -- the sandbox's people ------------------------------------------------------------------------
+
+
+def test_scripted_replies_answer_the_next_question_in_order(sandbox: ImkitSandbox) -> None:
+    sandbox.auto_reply("ops", "mallory", "Approve")  # a bystander: not mentioned, still replies
+    sandbox.auto_reply("ops", "alice", "Reject")
+    sandbox.post_as("bot", "ops", "no question: nobody mentioned")
+    assert len(sandbox.received("ops")) == 1
+    answer = requests.post(
+        sandbox.url + "/_sandbox/auto-replies",
+        json={"room": "ops", "user": "bob", "text": "2"},
+        headers={"IM-API-KEY": API_KEY},
+        timeout=5,
+    )
+    assert answer.status_code == 200
+    sandbox.add_user("mallory")
+    with ImkitHook() as hook:
+        hook.send_message(room="ops", sender="bot", message="Go?", mentions=["alice"])
+    assert [(m["sender"], m["message"]) for m in sandbox.received("ops")[1:]] == [
+        ("bot", "Go?"), ("mallory", "Approve"), ("alice", "Reject"), ("bob", "2"),
+    ]  # fmt: skip
+    with ImkitHook() as hook:
+        hook.send_message(room="ops", sender="bot", message="Again?", mentions=["alice"])
+    assert sandbox.received("ops")[-1]["message"] == "Again?"  # used up
+    bad = requests.post(
+        sandbox.url + "/_sandbox/auto-replies",
+        json={"room": "ops"},
+        headers={"IM-API-KEY": API_KEY},
+        timeout=5,
+    )
+    assert bad.status_code == 400 and "auto-reply" in bad.json()["RM"]
+
+
+def test_the_inbox_reply_box_posts_as_the_chosen_user(sandbox: ImkitSandbox) -> None:
+    page = requests.get(sandbox.url + "/", timeout=5).text
+    assert 'form id=reply method=post action="/inbox/reply"' in page
+    assert '<option value="alice">alice</option>' in page
+    answer = requests.post(
+        sandbox.url + "/inbox/reply",
+        data={"room": "ops", "user": "alice", "message": "Approve"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert answer.status_code == 303 and answer.headers["Location"] == "/?room=ops&user=alice#room-ops"
+    (stored,) = sandbox.received("ops")
+    assert (stored["sender"], stored["message"], stored["messageType"]) == ("alice", "Approve", "text")
+    again = requests.get(sandbox.url + answer.headers["Location"], timeout=5).text
+    assert '<option value="alice" selected>alice</option>' in again and 'id="room-ops"' in again
+    missing = requests.post(sandbox.url + "/inbox/reply", data={"room": "ops", "user": "alice"}, timeout=5)
+    assert missing.status_code == 400 and "message" in missing.json()["RM"]
+    unknown = requests.post(
+        sandbox.url + "/inbox/reply", data={"room": "ops", "user": "ghost", "message": "hi"}, timeout=5
+    )
+    assert unknown.status_code == 404
+    assert len(sandbox.received("ops")) == 1
