@@ -95,13 +95,18 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="imkit-demo-airflow-") as home,
     ):
         print(f"IMKIT sandbox at {sandbox.url} (rooms: {', '.join(plan['rooms'])})")
+        for answer in plan.get("answers", []):
+            sandbox.auto_reply(**answer)  # a scripted approver, answering one run's question
         env = airflow_env(home, DAGS, {"AIRFLOW_CONN_IMKIT_DEFAULT": sandbox.connection_json()})
         print("Preparing a throwaway Airflow home (airflow db migrate)...", flush=True)
         migrate(env)
-        for dag_id, expected in plan["dags"].items():
-            print(f"Running {dag_id} with `airflow dags test` ...", end=" ", flush=True)
-            outcome = run_dag(dag_id, env, LOGICAL_DATE)
-            log_file = logs / f"{dag_id}.log"
+        second = [
+            (dag_id, plan["dags"][dag_id], date) for dag_id, date in plan.get("second_runs", {}).items()
+        ]
+        for dag_id, expected, date in [(d, e, LOGICAL_DATE) for d, e in plan["dags"].items()] + second:
+            print(f"Running {dag_id} {date[:10]} with `airflow dags test` ...", end=" ", flush=True)
+            outcome = run_dag(dag_id, env, date)
+            log_file = logs / f"{dag_id}{'' if date == LOGICAL_DATE else '-' + date[:10]}.log"
             log_file.write_text(outcome.output)
             ok, text = verdict(expected, outcome)
             all_ok &= ok

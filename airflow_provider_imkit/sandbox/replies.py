@@ -24,23 +24,31 @@ REPLY_PATH = "/inbox/reply"
 @dataclass(frozen=True)
 class AutoReply:
     """Answer the next message in ``room`` from someone else that mentions anyone (a question
-    naming who should answer), as ``user``, with ``text``. ``user`` need not be mentioned:
-    a bystander's reply can be scripted too."""
+    naming who should answer) and contains ``match``, as ``user``, with ``text``. ``user``
+    need not be mentioned: a bystander's reply can be scripted too."""
 
     room: str
     user: str
     text: str
+    #: Answer only a question whose text contains this (e.g. the run's date); None: any.
+    match: str | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> AutoReply:
         fields = ("room", "user", "text")
         if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in fields):
             raise ValueError("an auto-reply needs string fields room, user and text")
-        return cls(data["room"], data["user"], data["text"])
+        match = data.get("match")
+        if match is not None and not isinstance(match, str):
+            raise ValueError("an auto-reply's match must be a string")
+        return cls(data["room"], data["user"], data["text"], match)
 
     def answers(self, message: dict[str, Any]) -> bool:
         return (
-            message["room"] == self.room and message["sender"] != self.user and bool(message.get("mentions"))
+            message["room"] == self.room
+            and message["sender"] != self.user
+            and bool(message.get("mentions"))
+            and (self.match is None or self.match in str(message.get("message")))
         )
 
 

@@ -61,9 +61,13 @@ def example_runs() -> Iterator[ExampleRuns]:
         ImkitSandbox(api_key=API_KEY, rooms=plan["rooms"], users=plan["users"]) as sandbox,
         tempfile.TemporaryDirectory(prefix="imkit-e2e-airflow-") as home,
     ):
+        for answer in plan.get("answers", []):
+            sandbox.auto_reply(**answer)
         env = airflow_env(home, EXAMPLE_DAGS, {"AIRFLOW_CONN_IMKIT_DEFAULT": sandbox.connection_json()})
         migrate(env)
         outcomes = {dag_id: run_dag(dag_id, env, LOGICAL_DATE) for dag_id in plan["dags"]}
+        for dag_id, date in plan.get("second_runs", {}).items():
+            outcomes[f"{dag_id}@{date[:10]}"] = run_dag(dag_id, env, date)
         received = sandbox.all_received()
 
         # An IMKIT outage: every request answers 503; short backoff keeps the run quick.
