@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 import requests
 
 from airflow_provider_imkit.sandbox import ImkitSandbox
+from airflow_provider_imkit.testing import airflow_env, migrate
+from airflow_provider_imkit.testing.servers import wait_for
 from tests.conftest import API_KEY, ROOT
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -71,3 +76,57 @@ def test_inbox_renders_messages_as_text(chromium: list[str], tmp_path: Path) -> 
     assert "部署完成 ✅ deploy done" in dom
     assert '<span class="mention">@alice</span>' in dom
     assert shot.stat().st_size > 10_000  # a real rendering, not an empty page
+
+
+def test_an_approval_waits_for_a_reply_typed_in_the_page(chromium: list[str]) -> None:
+    """A real DAG run (dag.test in a child process) waits on its approval gate until a
+    person picks the room and user in the inbox page, types "Approve" and presses Send."""
+    from playwright.sync_api import sync_playwright
+
+    room = "appr-browser"
+    with (
+        ImkitSandbox(api_key=API_KEY, rooms=[room], users=["bot", "alice", "bob"]) as sandbox,
+        tempfile.TemporaryDirectory(prefix="imkit-browser-airflow-") as home,
+    ):
+        env = airflow_env(
+            home,
+            ROOT / "tests" / "e2e" / "approval_dags",
+            {"AIRFLOW_CONN_IMKIT_DEFAULT": sandbox.connection_json()},
+        )
+        migrate(env)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "tests.e2e.run_dags", "imkit_e2e_browser"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            wait_for(lambda: len(sandbox.received(room)) == 1, "the approval question", timeout=180)
+            time.sleep(1)  # the run is now waiting on the room (nothing has answered)
+            assert run.poll() is None and len(sandbox.received(room)) == 1
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=chromium[0], args=["--no-sandbox"])
+                try:
+                    page = browser.new_page()
+                    page.goto(sandbox.url + "/")
+                    assert "Publish 1284 rows" in page.inner_text(f"#room-{room} + table")
+                    page.select_option("#reply-room", room)
+                    page.select_option("#reply-user", "alice")
+                    page.fill("#reply-message", "Approve")
+                    page.click("#reply-send")
+                    page.wait_for_url("**/?room=appr-browser&user=alice*")
+                    assert page.input_value("#reply-user") == "alice"
+                finally:
+                    browser.close()
+            output, _ = run.communicate(timeout=180)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
+        assert '"state": "success"' in output, output[-3000:]
+        said = [(m["sender"], m["message"]) for m in sandbox.received(room)]
+        assert said[1] == ("alice", "Approve")
+        assert said[2][1].startswith('Approved by alice ("Approve")')
+        assert said[3] == ("bot", "published")

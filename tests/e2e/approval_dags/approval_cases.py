@@ -62,3 +62,5 @@ gate_dag(
     options=["Ship it", "Hold"],
     approve_options=["Ship it"],
 )
+# Answered by a person typing in the sandbox's inbox page (tests/integration/test_inbox_browser.py).
+gate_dag("imkit_e2e_browser", "appr-browser", approvers=["alice"], timeout=300)
