@@ -87,10 +87,15 @@ def run(plan: dict[str, Any], serve: bool, transcript: Any) -> int:
             f"Airflow up in {deployment.timings['up']:.0f} s: api-server, scheduler, dag-processor,"
             " triggerer, celery worker; the connection imkit_default is stored in the metadata database"
         )
+        for answer in plan.get("answers", []):
+            sandbox.auto_reply(**answer)  # the approver answers each run's question in the room
         deployment.wait_for_dags(list(plan["dags"]))
         runs = {
             dag_id: deployment.trigger(dag_id, LOGICAL_DATE, {"fail": True} if dag_id == ALERTS_DAG else None)
             for dag_id in plan["dags"]
+        }
+        second = {
+            dag_id: deployment.trigger(dag_id, date) for dag_id, date in plan.get("second_runs", {}).items()
         }
         print(f"Triggered {len(runs)} DAGs through the REST API ({ALERTS_DAG} told to fail)...", flush=True)
         states = deployment.wait(runs, timeout=300)
@@ -105,6 +110,14 @@ def run(plan: dict[str, Any], serve: bool, transcript: Any) -> int:
             )
         sandbox.flush_batches()
         all_ok = recovered == "success"
+        for dag_id, run_id in second.items():
+            state = deployment.wait({dag_id: run_id}, timeout=120)[dag_id]
+            ok = state == plan["dags"][dag_id]
+            all_ok &= ok
+            print(
+                f"{dag_id}, second run ({run_id}): {state}"
+                + ("" if ok else f" (EXPECTED {plan['dags'][dag_id]})")
+            )
         print()
         for dag_id, expected in plan["dags"].items():
             ok = states.get(dag_id) == expected

@@ -18,7 +18,10 @@ from tests.conftest import API_KEY, EXAMPLE_DAGS, ROOT
 
 HERE = Path(__file__).parent
 LOGICAL_DATE = "2026-01-02T06:00:00+00:00"
-ROOMS = ["deploy-retry", "deploy-load", "deploy-deadline", "ops-alerts"]
+ROOMS = ["deploy-retry", "deploy-load", "deploy-deadline", "deploy-hitl", "ops-alerts"]
+HITL_DAG = "deploy_hitl_in_room"
+#: The simple auth manager's user (all admins): an assigned user of the HITL request.
+AIRFLOW_USER = "Anonymous"
 ALERTS = "example_imkit_deployment_alerts"
 #: A DAG file with a syntax error (it names airflow and DAG, so Airflow's safe mode parses it).
 BROKEN_DAG = "from airflow.sdk import DAG\n\nwith DAG('broken_dag'  # missing parenthesis\n"
@@ -52,7 +55,9 @@ def deployed() -> Iterator[Deployed]:
         _skip_or_fail(missing)
     plan = json.loads((EXAMPLE_DAGS / "demo.json").read_text())
     with (
-        ImkitSandbox(api_key=API_KEY, rooms=[*plan["rooms"], *ROOMS], users=plan["users"]) as sandbox,
+        ImkitSandbox(
+            api_key=API_KEY, rooms=[*plan["rooms"], *ROOMS], users=[*plan["users"], AIRFLOW_USER]
+        ) as sandbox,
         Deployment(
             root=ROOT / ".artifacts" / "deployment-test",
             dag_sources=[EXAMPLE_DAGS, HERE / "dags"],
@@ -65,7 +70,15 @@ def deployed() -> Iterator[Deployed]:
             },
         ) as deployment,
     ):
-        dag_ids = [*plan["dags"], "deploy_retry_after_drop", "deploy_mapped_sends", "deploy_deadline_alert"]
+        for answer in plan.get("answers", []):
+            sandbox.auto_reply(**answer)  # the approver of example_imkit_approval, per run
+        dag_ids = [
+            *plan["dags"],
+            "deploy_retry_after_drop",
+            "deploy_mapped_sends",
+            "deploy_deadline_alert",
+            HITL_DAG,
+        ]
         deployment.wait_for_dags(dag_ids)
         # The fault-arming DAG runs alone: its faults are for its own send.
         runs = {"deploy_retry_after_drop": deployment.trigger("deploy_retry_after_drop", LOGICAL_DATE)}
@@ -75,8 +88,19 @@ def deployed() -> Iterator[Deployed]:
             for dag_id in dag_ids
             if dag_id != "deploy_retry_after_drop"
         }
+        second = {
+            f"{dag_id}@{date[:10]}": (dag_id, deployment.trigger(dag_id, date))
+            for dag_id, date in plan.get("second_runs", {}).items()
+        }
+        # The HITL request reaches the room from the worker; answer it where Airflow takes answers.
+        wait_for(lambda: sandbox.received("deploy-hitl"), "the HITL request in the room", 240)
+        hitl = f"/api/v2/dags/{HITL_DAG}/dagRuns/{later[HITL_DAG]}/taskInstances/backfill_gate/-1/hitlDetails"
+        deployment.api("PATCH", hitl, {"chosen_options": ["Approve"], "params_input": {}})
         states.update(deployment.wait(later, timeout=420))
         runs.update(later)
+        for name, (dag_id, run_id) in second.items():
+            states[name] = deployment.wait({dag_id: run_id}, timeout=240)[dag_id]
+            runs[name] = run_id
         # The next run of the alerts DAG succeeds: "recovered".
         recovery = deployment.trigger(ALERTS, "2026-01-03T06:00:00+00:00", {"fail": False})
         states[f"{ALERTS} (recovery)"] = deployment.wait({ALERTS: recovery}, timeout=240)[ALERTS]

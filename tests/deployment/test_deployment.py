@@ -145,3 +145,44 @@ def test_deployment_wide_alerts_with_no_notifier(deployed: Deployed) -> None:
     )
     assert sent_by[imports[0]["_id"]] == "dag-processor"
     assert all(m["sender"] == "airflow-bot" for m in deployed.sandbox.received("ops-alerts"))
+
+
+def test_an_approval_waits_in_the_triggerer_and_goes_both_ways(deployed: Deployed) -> None:
+    """example_imkit_approval on Celery: the question from the worker, the wait in the
+    triggerer (no worker slot held), the decision and what follows from the worker."""
+    assert deployed.states["example_imkit_approval@2026-01-03"] == "success"
+    said = [(m["sender"], m["message"]) for m in deployed.sandbox.received("finance-approvals")]
+    assert sorted(text for _, text in said if text.startswith("Finance report")) == [
+        "Finance report for 2026-01-02 published (approved by alice).",
+        "Finance report for 2026-01-03 not published; the draft stays in the staging area.",
+    ]
+    assert [text for _, text in said if text.startswith(("Approved", "Rejected"))] != []
+    assert sum(text.startswith("Publish the finance report for") for _, text in said) == 2  # asked once each
+    readers = {
+        re.search(r"\(airflow ([^)]+)\)", r.get("user_agent") or "").group(1)  # type: ignore[union-attr]
+        for r in deployed.sandbox.requests()
+        if r["method"] == "GET" and r["path"] == "/rooms/finance-approvals/messages/v3"
+    }
+    assert readers == {"triggerer"}
+    sent_by = components(deployed)
+    senders = {
+        sent_by.get(m["_id"])
+        for m in deployed.sandbox.received("finance-approvals")
+        if m["sender"] != "alice"
+    }
+    assert senders == {"celery worker"}
+
+
+def test_a_hitl_request_is_posted_in_the_room_and_answered_in_airflow(deployed: Deployed) -> None:
+    assert deployed.states["deploy_hitl_in_room"] == "success"
+    request, done = deployed.sandbox.received("deploy-hitl")
+    lines = request["message"].splitlines()
+    assert lines[0] == "Input needed: Backfill 30 days before 2026-01-02?"
+    assert "It re-reads 30 partitions (about 2 hours)." in lines
+    assert "1. Approve" in lines and "2. Reject" in lines
+    assert "Asked: @alice, @Anonymous" in lines
+    assert request["mentions"] == ["alice", "Anonymous"]
+    (link,) = [line for line in lines if line.startswith("Answer in Airflow")]
+    assert "/dags/deploy_hitl_in_room/runs/" in link and link.endswith("required_actions?map_index=-1")
+    assert components(deployed)[request["_id"]] == "celery worker"
+    assert done["message"] == "backfill started"

@@ -68,3 +68,24 @@ if AIRFLOW_V_3_1_PLUS:  # Deadline Alerts exist from Airflow 3.1
             time.sleep(25)
 
         slow()
+
+# Airflow's own human-in-the-loop ApprovalOperator (3.1+) with an ImkitNotifier: the request
+# is posted in the room with the assigned users mentioned; the test answers it through the
+# REST API as the simple auth manager's user ("Anonymous"), then the run goes on.
+try:
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+except ImportError:  # Airflow < 3.1
+    ApprovalOperator = None
+
+if ApprovalOperator is not None:
+    with DAG("deploy_hitl_in_room", start_date=START, schedule=None, catchup=False, tags=["deploy"]):
+        ApprovalOperator(
+            task_id="backfill_gate",
+            subject="Backfill 30 days before {{ ds }}?",
+            body="It re-reads 30 partitions (about 2 hours).",
+            assigned_users=[{"id": "alice", "name": "Alice"}, {"id": "Anonymous", "name": "Admin"}],
+            notifiers=[ImkitNotifier(room="deploy-hitl", sender=BOT)],
+            response_timeout=timedelta(minutes=10),
+        ) >> ImkitSendMessageOperator(
+            task_id="backfill", room="deploy-hitl", sender=BOT, message="backfill started"
+        )
