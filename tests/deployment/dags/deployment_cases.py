@@ -11,6 +11,7 @@ from airflow.providers.common.compat.sdk import DAG, task
 from airflow_provider_imkit.notifications.imkit import ImkitNotifier
 from airflow_provider_imkit.operators.imkit import ImkitSendMessageOperator
 from airflow_provider_imkit.testing.control import arm_faults
+from airflow_provider_imkit.version_compat import AIRFLOW_V_3_1_PLUS
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 BOT = "airflow-bot"
@@ -44,7 +45,6 @@ with DAG("deploy_mapped_sends", start_date=START, schedule=None, catchup=False, 
     )
 
 # A Deadline Alert (AsyncCallback with the notifier): awaited in the triggerer.
-from airflow_provider_imkit.version_compat import AIRFLOW_V_3_1_PLUS  # noqa: E402
 
 if AIRFLOW_V_3_1_PLUS:  # Deadline Alerts exist from Airflow 3.1
     from airflow.sdk.definitions.callback import AsyncCallback
@@ -72,12 +72,9 @@ if AIRFLOW_V_3_1_PLUS:  # Deadline Alerts exist from Airflow 3.1
 # Airflow's own human-in-the-loop ApprovalOperator (3.1+) with an ImkitNotifier: the request
 # is posted in the room with the assigned users mentioned; the test answers it through the
 # REST API as the simple auth manager's user ("Anonymous"), then the run goes on.
-try:
+if AIRFLOW_V_3_1_PLUS:
     from airflow.providers.standard.operators.hitl import ApprovalOperator
-except ImportError:  # Airflow < 3.1
-    ApprovalOperator = None
 
-if ApprovalOperator is not None:
     with DAG("deploy_hitl_in_room", start_date=START, schedule=None, catchup=False, tags=["deploy"]):
         ApprovalOperator(
             task_id="backfill_gate",
