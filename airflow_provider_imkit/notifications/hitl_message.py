@@ -8,6 +8,7 @@ options, who is asked (mentioned) and the link to the task's required-actions pa
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,13 +24,19 @@ class HitlRequest:
     mentions: list[str]
 
 
-def _hitl_task(context: Mapping[str, Any]) -> Any:
-    task = context.get("task")
+@functools.cache
+def _hitl_operator_class() -> type | None:
     try:
         from airflow.providers.standard.operators.hitl import HITLOperator
-    except ImportError:  # Airflow < 3.1, or no standard provider: no HITL requests
+    except Exception:  # Airflow < 3.1, or an older standard provider: no HITL operators
         return None
-    return task if isinstance(task, HITLOperator) else None
+    return HITLOperator
+
+
+def _hitl_task(context: Mapping[str, Any]) -> Any:
+    cls = _hitl_operator_class()
+    task = context.get("task")
+    return task if cls is not None and isinstance(task, cls) else None
 
 
 def hitl_request(context: Mapping[str, Any]) -> HitlRequest | None:
