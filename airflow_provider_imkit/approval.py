@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_imkit import validation
-from airflow_provider_imkit.exceptions import ImkitError, ImkitValidationError
+from airflow_provider_imkit.exceptions import ImkitReadBackError, ImkitValidationError
 from airflow_provider_imkit.read_back import room_messages, sender_id
 
 if TYPE_CHECKING:
@@ -33,6 +33,11 @@ POLL_PAGES = 20
 MAX_ERROR_BACKOFF = 300.0
 #: After the timeout, how long reads may keep failing before the wait ends without them (s).
 READ_GRACE_AFTER_TIMEOUT = 300.0
+#: At most this long after the deadline (ms), replies made in time are still looked for.
+DEADLINE_GRACE_MS = 5_000
+#: Each read starts this much before the newest message seen (ms): a reply stored late
+#: with an earlier time is still read (re-reading is harmless: nothing re-read counted).
+CURSOR_OVERLAP_MS = 5_000
 #: Message types that are never a reply.
 _NOT_REPLIES = {"recall"}
 
@@ -147,6 +152,14 @@ def decision_text(subject: str, chosen: str, by: str, approving: bool) -> str:
     return f'{verdict} by {by} ("{chosen}"): {subject.strip()}'
 
 
+_OUTCOME_HEADS = ("Approved by ", "Rejected by ", "No answer within ")
+
+
+def is_outcome_text(text: Any, subject: str) -> bool:
+    """Whether a message is this question's acknowledgement or timeout note."""
+    return isinstance(text, str) and text.startswith(_OUTCOME_HEADS) and subject.strip() in text
+
+
 def timeout_text(subject: str, waited_seconds: float, default: str | None, approving: bool) -> str:
     """What the room is told when nobody answered in time."""
     head = f"No answer within {human_duration(waited_seconds)} to: {subject.strip()}"
@@ -171,6 +184,8 @@ class Question:
     :param message_id: the question's ``_id``.
     :param asked_at_ms: the question's ``createdAtMS`` (the server's clock): replies from then on.
     :param deadline_ms: replies created after this (server clock, ms) do not count; None: no end.
+    :param approve_options: the options that let the pipeline go on.
+    :param default_option: the option chosen on timeout; None: the task fails.
     """
 
     room: str
@@ -180,11 +195,14 @@ class Question:
     message_id: str
     asked_at_ms: int
     deadline_ms: int | None = None
+    approve_options: tuple[str, ...] = ()
+    default_option: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values (the trigger's serialized kwargs hold these; no secret)."""
         data = asdict(self)
         data["approvers"], data["options"] = list(self.approvers), list(self.options)
+        data["approve_options"] = list(self.approve_options)
         return data
 
     @classmethod
@@ -197,7 +215,17 @@ class Question:
             message_id=data["message_id"],
             asked_at_ms=int(data["asked_at_ms"]),
             deadline_ms=None if data.get("deadline_ms") is None else int(data["deadline_ms"]),
+            approve_options=tuple(data.get("approve_options") or ()),
+            default_option=data.get("default_option"),
         )
+
+    @property
+    def grace_ms(self) -> int:
+        """How long after the deadline the room is still read for replies made in time, for
+        clocks that disagree: a tenth of the wait, at most 5 s."""
+        if self.deadline_ms is None:
+            return 0
+        return min(DEADLINE_GRACE_MS, max(0, self.deadline_ms - self.asked_at_ms) // 10)
 
 
 def created_ms(item: dict[str, Any]) -> int | None:
@@ -213,8 +241,9 @@ def chosen_option(item: dict[str, Any], question: Question) -> str | None:
     """
     The option a listed message chooses, or None when it does not count: not after the
     question or after the deadline, the question itself, the bot's own message, a sender who
-    is not an approver, recalled or deleted, not text, or text that is neither an option
-    (trimmed, ignoring case) nor an option's number.
+    is not an approver, recalled or deleted, a reply to another message, not text, or text
+    that is neither an option (trimmed, ignoring case and full-width forms) nor an option's
+    number.
     """
     created = created_ms(item)
     if created is None or created < question.asked_at_ms:
@@ -226,14 +255,22 @@ def chosen_option(item: dict[str, Any], question: Question) -> str | None:
         return None
     if item.get("messageType") in _NOT_REPLIES or item.get("isDeleted"):
         return None
+    replied_to = item.get("reply")
+    if isinstance(replied_to, str) and replied_to and replied_to != question.message_id:
+        return None  # a reply to another message (another question, say)
     text = item.get("message")
     if not isinstance(text, str):
         return None
-    answer = text.strip().casefold()
+    answer = _normal(text)
     for number, option in enumerate(question.options, 1):
-        if answer in (option.casefold(), str(number)):
+        if answer in (_normal(option), str(number)):
             return option
     return None
+
+
+def _normal(text: str) -> str:
+    """Trimmed, case-folded, and NFKC-normalised (full-width digits and letters from CJK keyboards)."""
+    return unicodedata.normalize("NFKC", text).strip().casefold()
 
 
 # -- the wait -----------------------------------------------------------------------------------
@@ -297,15 +334,19 @@ class ApprovalWait:
     def read(self, client: ImkitClient) -> Outcome | None:
         """Read the messages since the cursor (oldest first): the first counting reply's
         outcome, else None (the cursor moves on). Raises what the read raises."""
-        items = list(
-            room_messages(
-                client,
-                self.question.room,
-                since_ms=self.cursor_ms,
-                pages=POLL_PAGES,
-                what="since the last read; too busy to find the first reply",
+        try:
+            items = list(
+                room_messages(
+                    client,
+                    self.question.room,
+                    since_ms=self.cursor_ms,
+                    pages=POLL_PAGES,
+                    what="since the last read; too busy to find the first reply (use a quieter room)",
+                )
             )
-        )
+        except ImkitReadBackError as exc:
+            exc.transient = False  # reading again would meet the same messages
+            raise
         items.reverse()  # the room lists newest first
         items.sort(key=lambda item: created_ms(item) or 0)  # stable: ties keep the room's order
         for item in items:
@@ -315,7 +356,8 @@ class ApprovalWait:
                     "chosen", chosen=option, by=str(sender_id(item)), message_id=item.get("_id"),
                     at_ms=created_ms(item),
                 )  # fmt: skip
-        self.cursor_ms = max([self.cursor_ms, *(created_ms(i) or 0 for i in items)])
+        newest = max([self.cursor_ms, *(created_ms(i) or 0 for i in items)])
+        self.cursor_ms = max(self.question.asked_at_ms, newest - CURSOR_OVERLAP_MS)
         return None
 
     def poll(self, client: ImkitClient) -> Outcome | float:
@@ -323,28 +365,31 @@ class ApprovalWait:
         started = self.clock()
         try:
             outcome = self.read(client)
-        except ImkitError as exc:
+        except Exception as exc:  # an IMKIT error, or the connection's lookup failing
             return self._after_error(started, exc)
         self.failures = 0
         if outcome is not None:
             return outcome
         deadline = self.question.deadline_ms
-        # The read began at or after the deadline: every reply in time has been seen.
-        if deadline is not None and started * 1000 >= deadline:
-            return Outcome("timeout")
+        # The read began after the deadline (and the grace for clocks that disagree): every
+        # reply made in time has been seen.
         if deadline is None:
             return self.poll_interval
-        return max(0.0, min(self.poll_interval, deadline / 1000 - started))
+        end = (deadline + self.question.grace_ms) / 1000
+        if started >= end:
+            return Outcome("timeout")
+        return max(0.0, min(self.poll_interval, end - started))
 
-    def _after_error(self, started: float, exc: ImkitError) -> Outcome | float:
-        if not exc.transient:
+    def _after_error(self, started: float, exc: Exception) -> Outcome | float:
+        if not getattr(exc, "transient", True):
             return Outcome("error", error=str(exc))
         self.failures += 1
         self.last_error = str(exc)
         deadline = self.question.deadline_ms
         if deadline is not None and started * 1000 >= deadline + READ_GRACE_AFTER_TIMEOUT * 1000:
             return Outcome("timeout", error=f"the room could not be read at the deadline: {exc}")
-        return min(self.poll_interval * 2 ** (self.failures - 1), max(MAX_ERROR_BACKOFF, self.poll_interval))
+        backoff = self.poll_interval * 2 ** min(self.failures - 1, 30)
+        return min(backoff, max(MAX_ERROR_BACKOFF, self.poll_interval))
 
     def run(
         self, client: ImkitClient, sleep: Callable[[float], Any] = time.sleep, log: Any = None

@@ -9,11 +9,16 @@ options, who is asked (mentioned) and the link to the task's required-actions pa
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_imkit import validation
+from airflow_provider_imkit.exceptions import ImkitValidationError
 from airflow_provider_imkit.notifications.default_message import event_of
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,16 @@ def _hitl_task(context: Mapping[str, Any]) -> Any:
     return task if cls is not None and isinstance(task, cls) else None
 
 
+def _is_user_id(value: str) -> bool:
+    """An assigned user's id that can be an IMKIT user id (others are left unmentioned)."""
+    try:
+        validation.user_ids("mentions", [value])
+    except ImkitValidationError:
+        log.warning("IMKIT notifier: assigned user %r is not an IMKIT user id; not mentioned", value)
+        return False
+    return True
+
+
 def hitl_request(context: Mapping[str, Any]) -> HitlRequest | None:
     """The request's text when the context is a HITL task asking (not its failure or success
     callbacks, which get the usual alert); else None."""
@@ -47,7 +62,7 @@ def hitl_request(context: Mapping[str, Any]) -> HitlRequest | None:
         return None
     users = task.assigned_users or []
     ids = [u.get("id") if isinstance(u, Mapping) else getattr(u, "id", None) for u in users]
-    mentions = [str(user) for user in ids if user]
+    mentions = [str(user) for user in ids if user and _is_user_id(str(user))]
     lines = [f"Input needed: {str(task.subject).strip()}"]
     if task.body and str(task.body).strip():
         lines += ["", str(task.body).strip()]

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_imkit.approval import Outcome
+    from airflow_provider_imkit.approval import Outcome, Question
     from airflow_provider_imkit.retry import RetryPolicy
 
 use_airflow_exceptions()
@@ -185,12 +185,17 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
     def execute(self, context: Context) -> dict[str, Any]:
         # Imported when the task runs: DAG files import this module, and parses must stay cheap.
         from airflow_provider_imkit import approval, validation
-        from airflow_provider_imkit.delivery import deliver, earlier_try_since_ms
+        from airflow_provider_imkit.exceptions import ImkitValidationError
 
-        options, _, _ = self._choices(validation.rendered_ids(self.options))
+        options, approving, default = self._choices(validation.rendered_ids(self.options))
         approvers = approval.approvers_list(validation.rendered_ids(self.approvers))
         room = validation.identifier("room", validation.rendered_id(self.room))
         sender = validation.identifier("sender", validation.rendered_id(self.sender))
+        if sender in approvers:
+            raise ImkitValidationError(
+                "approvers",
+                f"holds the sender {sender!r}, whose own messages never count: ask as another user",
+            )
         subject = validation.rendered_message("subject", self.subject)
         timeout = _seconds("timeout", self.timeout, allow_none=True)
         text = approval.question_text(
@@ -201,16 +206,7 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
             timeout_seconds=timeout,
             link=task_link(context),
         )
-        asked = deliver(
-            imkit_conn_id=self.imkit_conn_id,
-            retry=self.retry,
-            timeout=None,
-            room=room,
-            sender=sender,
-            message=text,
-            mentions=approvers,
-            earlier_try_since=earlier_try_since_ms(context),
-        )
+        asked = self._ask(context, room, sender, text, approvers, subject)
         asked_at = approval.created_ms(asked) or int(time.time() * 1000)
         question = approval.Question(
             room=room,
@@ -220,6 +216,8 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
             message_id=str(asked.get("_id")),
             asked_at_ms=asked_at,
             deadline_ms=None if timeout is None else asked_at + int(timeout * 1000),
+            approve_options=tuple(approving),
+            default_option=default,
         )
         self.log.info(
             "Asked in room %s (message %s); waiting for %s", room, question.message_id, ", ".join(approvers)
@@ -240,12 +238,58 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
         wait = approval.ApprovalWait(question, float(self.poll_interval))
         with ImkitHook(self.imkit_conn_id, retry=self.retry) as hook:
             outcome = wait.run(hook.client, log=self.log)
-        return self.execute_complete(context, outcome.to_event())
+        return self.execute_complete(context, {**outcome.to_event(), "question": question.to_json()})
+
+    def _ask(
+        self, context: Context, room: str, sender: str, text: str, approvers: list[str], subject: str
+    ) -> dict[str, Any]:
+        """Post the question; a later try of the task whose earlier try asked and did not
+        decide (the worker died while waiting, say) waits on that question instead."""
+        from airflow_provider_imkit import approval
+        from airflow_provider_imkit.delivery import deliver, earlier_try_since_ms
+        from airflow_provider_imkit.exceptions import ImkitReadBackError
+        from airflow_provider_imkit.hooks.imkit import ImkitHook
+        from airflow_provider_imkit.read_back import room_messages, sender_id
+
+        since = earlier_try_since_ms(context)
+        if since is not None:
+            with ImkitHook(self.imkit_conn_id, retry=self.retry) as hook:
+                try:
+                    found = hook.find_message(
+                        room=room, sender=sender, message=text, mentions=approvers, since_ms=since
+                    )
+                    if found is not None:
+                        after = approval.created_ms(found) or since
+                        decided = any(
+                            sender_id(item) == sender
+                            and approval.is_outcome_text(item.get("message"), subject)
+                            for item in room_messages(hook.client, room, since_ms=after)
+                        )
+                        if not decided:
+                            self.log.warning(
+                                "Earlier try asked in room %s (message %s), unanswered: waiting on it",
+                                room,
+                                found.get("_id"),
+                            )
+                            return found
+                except ImkitReadBackError as exc:
+                    self.log.warning("Could not look for an earlier try's question (%s): asking again", exc)
+        return deliver(
+            imkit_conn_id=self.imkit_conn_id,
+            retry=self.retry,
+            timeout=None,
+            room=room,
+            sender=sender,
+            message=text,
+            mentions=approvers,
+        )
 
     # -- deciding -------------------------------------------------------------------------------
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume after the wait: acknowledge, then go on, skip downstream, or fail."""
+        """Resume after the wait: acknowledge, then go on, skip downstream, or fail. The
+        decision follows the question as asked (its options, approving options and default),
+        not the templates rendered again on resume."""
         from airflow_provider_imkit import approval, validation
         from airflow_provider_imkit.exceptions import (
             ImkitApprovalError,
@@ -254,25 +298,35 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
         )
 
         outcome = approval.Outcome.from_event(event)
-        _, approving_options, default = self._choices(validation.rendered_ids(self.options))
+        asked = (event or {}).get("question") if isinstance(event, dict) else None
+        if not isinstance(asked, dict):
+            raise ImkitApprovalError(f"IMKIT approval: the trigger's event carries no question: {event!r}")
+        question = approval.Question.from_json(asked)
         subject = validation.rendered_message("subject", self.subject)
         if outcome.status == "error":
-            raise ImkitApprovalError(f"IMKIT approval in room {self.room!r} could not wait: {outcome.error}")
+            raise ImkitApprovalError(
+                f"IMKIT approval in room {question.room!r} could not wait: {outcome.error}"
+            )
+        if outcome.status == "timeout" and outcome.error:
+            # The room could not be read around the deadline: a reply made in time may be
+            # unread, so no default may decide for the approvers.
+            raise ImkitApprovalError(
+                f"IMKIT approval in room {question.room!r}: no decision, {outcome.error}"
+            )
         if outcome.status == "timeout":
-            waited = _seconds("timeout", self.timeout, allow_none=True) or 0.0
-            if outcome.error:
-                self.log.warning("Approval timed out: %s", outcome.error)
-            approving = default in approving_options
-            self._tell(context, approval.timeout_text(subject, waited, default, approving))
+            waited = max(0, (question.deadline_ms or question.asked_at_ms) - question.asked_at_ms) / 1000
+            default = question.default_option
+            approving = default in question.approve_options
+            self._tell(context, question, approval.timeout_text(subject, waited, default, approving))
             if default is None:
                 raise ImkitApprovalTimeoutError(
-                    f"No approver answered in room {self.room!r} within {approval.human_duration(waited)}"
+                    f"No approver answered in room {question.room!r} within {approval.human_duration(waited)}"
                 )
-            result = self._result(approval.Outcome("chosen", chosen=default, at_ms=int(time.time() * 1000)))
+            result = self._result(approval.Outcome("chosen", chosen=default, at_ms=question.deadline_ms))
         else:
-            approving = outcome.chosen in approving_options
+            approving = outcome.chosen in question.approve_options
             said = approval.decision_text(subject, str(outcome.chosen), str(outcome.by), approving)
-            self._tell(context, said)
+            self._tell(context, question, said)
             result = self._result(outcome)
         self.log.info("Approval: %r chosen by %s", result["chosen"], result["by"] or "the timeout default")
         if approving:
@@ -280,15 +334,29 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
         if self.fail_on_reject:
             raise ImkitApprovalRejectedError(
                 f"{result['chosen']!r} chosen by {result['by'] or 'the timeout default'} in room "
-                f"{self.room!r}: not approved (fail_on_reject=True)"
+                f"{question.room!r}: not approved (fail_on_reject=True)"
             )
-        # Airflow 3 ends the task when skipping (no return value is pushed): push it first.
-        ti = context["ti"]
-        ti.xcom_push(key="return_value", value=result)
-        if self.downstream_task_ids:
-            self.log.info("Not approved: skipping the downstream tasks")
-            self.skip_all_except(ti, None)
+        self._skip_downstream(context, result)
         return result
+
+    def _skip_downstream(self, context: Context, result: dict[str, Any]) -> None:
+        """Skip the tasks directly downstream, teardowns excepted, as Airflow's ApprovalOperator."""
+        from airflow_provider_imkit.version_compat import AIRFLOW_VERSION
+
+        tasks = [t for t in self.get_direct_relatives(upstream=False) if not getattr(t, "is_teardown", False)]
+        if not tasks:
+            return
+        ti = context["ti"]
+        # Airflow 3 ends the task when skipping (no return value is pushed): push it first.
+        ti.xcom_push(key="return_value", value=result)
+        self.log.info("Not approved: skipping %s", ", ".join(t.task_id for t in tasks))
+        if AIRFLOW_VERSION >= (3, 0, 0):
+            self.skip(ti=ti, tasks=tasks)
+        else:
+            dag_run: Any = context["dag_run"]
+            self.skip(  # type: ignore[call-arg]
+                dag_run=dag_run, execution_date=dag_run.execution_date, tasks=tasks, map_index=ti.map_index
+            )
 
     @staticmethod
     def _result(outcome: Outcome) -> dict[str, Any]:
@@ -299,7 +367,7 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
             "at_ms": outcome.at_ms,
         }
 
-    def _tell(self, context: Context, text: str) -> None:
+    def _tell(self, context: Context, question: Question, text: str) -> None:
         """Post a short note in the room; a failure is logged, the decision stands."""
         from airflow_provider_imkit.delivery import deliver, earlier_try_since_ms
 
@@ -308,10 +376,10 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
                 imkit_conn_id=self.imkit_conn_id,
                 retry=self.retry,
                 timeout=None,
-                room=self.room,
-                sender=self.sender,
+                room=question.room,
+                sender=question.sender,
                 message=text,
                 earlier_try_since=earlier_try_since_ms(context),
             )
         except ImkitError as exc:
-            self.log.error("IMKIT: could not post the approval's outcome in room %r: %s", self.room, exc)
+            self.log.error("IMKIT: could not post the approval's outcome in room %r: %s", question.room, exc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from airflow_provider_imkit.sandbox.answers import Answer, ApiFailure, fail, ok
 from airflow_provider_imkit.sandbox.faults import Fault
@@ -70,7 +70,12 @@ def serve(app: SandboxApp, exchange: Exchange) -> None:
 
 
 def reply_in_page(app: SandboxApp, exchange: Exchange) -> None:
-    """The inbox page's reply box: store the reply, then show the page again (303)."""
+    """The inbox page's reply box: store the reply, then show the page again (303). A post
+    from another site's page (its ``Origin`` is not this server) is refused."""
+    origin, host = exchange.header("Origin"), exchange.header("Host")
+    if origin and origin != "null" and urlsplit(origin).netloc != host:
+        exchange.reply(fail(403, "FORBIDDEN", "The reply box only takes posts from the inbox page itself"))
+        return
     try:
         with app.lock:
             stored = reply_from_form(app, exchange.body)

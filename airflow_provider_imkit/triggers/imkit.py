@@ -26,7 +26,8 @@ class ImkitApprovalTrigger(BaseTrigger):
     """
     Poll a room (``GET /rooms/{room}/messages/v3``) for the first counting reply to an
     approval question, and fire one event: ``chosen`` (option, replier, reply id and time),
-    ``timeout``, or ``error`` (the room cannot be read: unknown room, bad key).
+    ``timeout``, or ``error`` (the room cannot be read: unknown room, bad key); the event
+    carries the question, so the operator decides from what was asked.
 
     Transient read errors (network, 429, 5xx) are retried with backoff and never end the wait.
     Its state is only the question: after a triggerer restart it reads the room from the
@@ -70,7 +71,7 @@ class ImkitApprovalTrigger(BaseTrigger):
                 step = await asyncio.to_thread(lambda: wait.poll(hook.client))
                 if isinstance(step, Outcome):
                     self.log.info("Approval in room %s: %s", wait.question.room, step.status)
-                    yield TriggerEvent(step.to_event())
+                    yield TriggerEvent({**step.to_event(), "question": self.question})
                     return
                 if wait.failures:
                     self.log.warning(

@@ -91,7 +91,7 @@ def test_the_trigger_waits_through_read_faults_and_ignores_what_does_not_count(
     reply = sandbox.received("ops")[-1]
     assert event == {
         "status": "chosen", "chosen": "Reject", "by": "bob", "message_id": reply["_id"],
-        "at_ms": reply["createdAtMS"], "error": None,
+        "at_ms": reply["createdAtMS"], "error": None, "question": question.to_json(),
     }  # fmt: skip
     trigger_sleeps = [s for s in sleeps if s >= 7]
     assert trigger_sleeps == [7.0, 14.0, 28.0, 7.0]  # backoff while failing, the interval after
@@ -205,6 +205,13 @@ def test_the_inbox_reply_box_posts_as_the_chosen_user(sandbox: ImkitSandbox) -> 
     assert '<option value="alice" selected>alice</option>' in again and 'id="room-ops"' in again
     missing = requests.post(sandbox.url + "/inbox/reply", data={"room": "ops", "user": "alice"}, timeout=5)
     assert missing.status_code == 400 and "message" in missing.json()["RM"]
+    forged = requests.post(
+        sandbox.url + "/inbox/reply",
+        data={"room": "ops", "user": "alice", "message": "Approve"},
+        headers={"Origin": "https://evil.example"},
+        timeout=5,
+    )
+    assert forged.status_code == 403  # another site's page cannot answer for alice
     unknown = requests.post(
         sandbox.url + "/inbox/reply", data={"room": "ops", "user": "ghost", "message": "hi"}, timeout=5
     )

@@ -170,7 +170,10 @@ def test_outcome_texts() -> None:
         (msg("1"), "Approve"),
         (msg(" 3 "), "Later"),
         (msg("later", sender="bob"), "Later"),
-        (msg("Approve", sender={"_id": "alice"}["_id"]), "Approve"),
+        (msg("１"), "Approve"),  # full-width, from a CJK keyboard
+        (msg("ＲＥＪＥＣＴ"), "Reject"),
+        (msg("2", reply="q1"), "Reject"),  # a reply to the question itself
+        (msg("2", reply="another-question"), None),  # a reply to another message
         ({**msg("2"), "sender": "bob"}, "Reject"),  # a sender given as an id, not an object
         (msg("4"), None),  # no such number
         (msg("0"), None),
@@ -196,6 +199,8 @@ def test_which_replies_count(item: dict[str, Any], chosen: str | None) -> None:
 def test_question_and_outcome_travel_as_plain_json() -> None:
     data = json.loads(json.dumps(QUESTION.to_json()))
     assert Question.from_json(data) == QUESTION
+    full = Question(**{**QUESTION.__dict__, "approve_options": ("Approve",), "default_option": "Later"})
+    assert Question.from_json(json.loads(json.dumps(full.to_json()))) == full
     outcome = Outcome("chosen", chosen="Approve", by="alice", message_id="m1", at_ms=T0)
     assert Outcome.from_event(json.loads(json.dumps(outcome.to_event()))) == outcome
     assert Outcome.from_event({"status": "bogus"}).status == "error"
@@ -251,12 +256,13 @@ def test_replies_in_the_same_millisecond_keep_the_rooms_order() -> None:
 
 def test_no_reply_sleeps_the_interval_and_reads_on_from_the_newest_seen() -> None:
     room, now = FakeRoom(), [T0 / 1000 + 5]
-    room.messages = [msg("chatter", at=T0 + 2000)]
+    room.messages = [msg("chatter", at=T0 + 8000)]
     wait = wait_with(room, now)
     assert wait.poll(room) == 10.0  # type: ignore[arg-type]
     assert room.calls[-1]["afterTime"] == T0 - 1
     assert wait.poll(room) == 10.0  # type: ignore[arg-type]
-    assert room.calls[-1]["afterTime"] == T0 + 2000 - 1  # not the whole room again
+    # Not the whole room again; from 5 s before the newest seen (a reply stored late).
+    assert room.calls[-1]["afterTime"] == T0 + 8000 - approval.CURSOR_OVERLAP_MS - 1
     room.messages.append(msg("approve", at=T0 + 3000))
     assert isinstance(wait.poll(room), Outcome)  # type: ignore[arg-type]
 
@@ -271,12 +277,17 @@ def test_a_busy_room_is_paged_to_the_first_reply() -> None:
     assert len(room.calls) == 3  # 100 + 100 + 51
 
 
-def test_the_last_sleep_ends_at_the_deadline_and_a_read_after_it_times_out() -> None:
-    room, now = FakeRoom(), [(T0 + 55_000) / 1000]
+def test_the_last_sleep_ends_after_the_deadline_grace_and_a_read_then_times_out() -> None:
+    """Replies made in time are still looked for during a grace for clocks that disagree
+    (a tenth of the wait, at most 5 s), then the wait times out."""
+    assert QUESTION.grace_ms == 5000
+    room, now = FakeRoom(), [(T0 + 62_000) / 1000]
     wait = wait_with(room, now)
-    assert wait.poll(room) == pytest.approx(5.0)  # type: ignore[arg-type]
-    now[0] = (T0 + 60_000) / 1000
+    assert wait.poll(room) == pytest.approx(3.0)  # type: ignore[arg-type]
+    now[0] = (T0 + 65_000) / 1000
     assert wait.poll(room) == Outcome("timeout")  # type: ignore[arg-type]
+    short = Question(**{**QUESTION.__dict__, "deadline_ms": T0 + 1000})
+    assert short.grace_ms == 100
 
 
 def test_a_reply_in_time_wins_even_when_read_after_the_deadline() -> None:
@@ -305,6 +316,22 @@ def test_reads_failing_long_past_the_deadline_end_in_a_timeout_with_the_reason()
     room.errors = [ImkitConnectionError("GET", "/x", "refused", maybe_delivered=False)]
     outcome = wait_with(room, now).poll(room)  # type: ignore[arg-type]
     assert isinstance(outcome, Outcome) and outcome.status == "timeout" and "refused" in str(outcome.error)
+
+
+def test_a_room_too_busy_to_read_ends_the_wait_as_an_error() -> None:
+    """More than 2,000 messages since the last read: reading again would meet them again."""
+    room, now = FakeRoom(), [T0 / 1000 + 1]
+    room.messages = [msg(f"chatter {i}", sender="bob", at=T0 + 1 + i) for i in range(2001)]
+    outcome = wait_with(room, now).poll(room)  # type: ignore[arg-type]
+    assert isinstance(outcome, Outcome) and outcome.status == "error" and "too busy" in str(outcome.error)
+
+
+def test_any_other_error_is_waited_out_and_the_backoff_never_overflows() -> None:
+    room, now = FakeRoom(), [T0 / 1000 + 1]
+    room.errors = [RuntimeError("the connection lookup failed")] * 2000
+    wait = wait_with(room, now, Question(**{**QUESTION.__dict__, "deadline_ms": None}))
+    delays = [wait.poll(room) for _ in range(2000)]  # type: ignore[arg-type]
+    assert delays[-1] == approval.MAX_ERROR_BACKOFF and "lookup failed" in str(wait.last_error)
 
 
 def test_a_permanent_error_ends_the_wait_as_an_error() -> None:
