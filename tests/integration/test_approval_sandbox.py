@@ -217,3 +217,47 @@ def test_the_inbox_reply_box_posts_as_the_chosen_user(sandbox: ImkitSandbox) -> 
     )
     assert unknown.status_code == 404
     assert len(sandbox.received("ops")) == 1
+
+
+# -- a later try of the task -----------------------------------------------------------------------
+
+
+def later_try_context() -> dict[str, Any]:
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    started = datetime.now(tz=UTC) - timedelta(minutes=5)
+    return {
+        "ti": SimpleNamespace(try_number=2, start_date=started),
+        "dag_run": SimpleNamespace(start_date=started),
+    }
+
+
+def gate_operator() -> Any:
+    from airflow_provider_imkit.operators.approval import ImkitApprovalOperator
+
+    return ImkitApprovalOperator(
+        task_id="gate", room="ops", sender="bot", subject="Publish?", approvers=["alice"], timeout=None
+    )
+
+
+def test_a_later_try_waits_on_the_earlier_tries_unanswered_question(sandbox: ImkitSandbox) -> None:
+    """The worker died while waiting: the retry finds the question and asks nothing again."""
+    op = gate_operator()
+    text = "Publish?\n\n1. Approve\n2. Reject\n\nReply with an option's name or number.\nDeciding: @alice"
+    first = op._ask({}, "ops", "bot", text, ["alice"], "Publish?")
+    sandbox.post_as("bob", "ops", "chatter")
+    again = op._ask(later_try_context(), "ops", "bot", text, ["alice"], "Publish?")
+    assert again["_id"] == first["_id"]
+    assert sandbox.request_counts()["POST /messages"] == 1
+
+
+def test_a_cleared_task_whose_question_was_decided_asks_again(sandbox: ImkitSandbox) -> None:
+    op = gate_operator()
+    text = "Publish?\n\n1. Approve\n2. Reject"
+    first = op._ask({}, "ops", "bot", text, ["alice"], "Publish?")
+    sandbox.post_as("alice", "ops", "Reject")
+    sandbox.post_as("bot", "ops", 'Rejected by alice ("Reject"): Publish?')
+    again = op._ask(later_try_context(), "ops", "bot", text, ["alice"], "Publish?")
+    assert again["_id"] != first["_id"]
+    assert [m["message"] for m in sandbox.received("ops")].count(text) == 2
