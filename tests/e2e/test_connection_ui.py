@@ -15,6 +15,9 @@ from airflow_provider_imkit.testing import airflow_bin
 from tests.conftest import API_KEY
 from tests.e2e.conftest import ExampleRuns
 
+# With pytest-xdist: every test on the session's example runs in one worker (run once).
+pytestmark = pytest.mark.xdist_group("example_runs")
+
 AIRFLOW_3 = int(airflow.__version__.split(".")[0]) >= 3
 
 

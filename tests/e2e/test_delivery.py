@@ -25,6 +25,9 @@ from airflow_provider_imkit.testing import airflow_bin, airflow_env, migrate
 from airflow_provider_imkit.testing.dagrun import plain_text
 from tests.conftest import API_KEY, ROOT
 
+# With pytest-xdist: the module's DAG runs happen once, in one worker.
+pytestmark = pytest.mark.xdist_group("delivery")
+
 DAGS = Path(__file__).parent / "dags"
 ROOMS = ["e2e-retry", "e2e-found", "e2e-alerts", "e2e-native", "e2e-mentions", "e2e-scheme"]
 USERS = ["bot", "alice", "bob"]

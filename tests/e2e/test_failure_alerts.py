@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from airflow.providers.common.compat.version_compat import get_base_airflow_version_tuple
 
 from tests.conftest import API_KEY
 from tests.e2e.conftest import ExampleRuns
+
+# With pytest-xdist: every test on the session's example runs in one worker (run once).
+pytestmark = pytest.mark.xdist_group("example_runs")
 
 #: Airflow 3.0 to 3.2: `airflow dags test` runs task failure callbacks without ``exception``.
 DAGS_TEST_PASSES_NO_EXCEPTION = (3, 0, 0) <= get_base_airflow_version_tuple() < (3, 3, 0)

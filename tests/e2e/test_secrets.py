@@ -3,8 +3,13 @@ template fields, or anywhere in Airflow's metadata database."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import API_KEY
 from tests.e2e.conftest import WRONG_KEY, ExampleRuns
+
+# With pytest-xdist: every test on the session's example runs in one worker (run once).
+pytestmark = pytest.mark.xdist_group("example_runs")
 
 
 def test_auth_failure_from_uri_connection_fails_fast_without_the_key(example_runs: ExampleRuns) -> None:
