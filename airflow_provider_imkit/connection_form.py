@@ -25,19 +25,32 @@ def ui_field_behaviour() -> dict[str, Any]:
 
 
 def connection_form_widgets() -> dict[str, Any]:
-    """WTForms fields for the form's extras: a checkbox for booleans, a text box otherwise."""
-    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-    from flask_babel import lazy_gettext
+    """WTForms fields for the form's extras: a checkbox for booleans, a text box otherwise.
+
+    Only wtforms is needed (a dependency of this provider). Airflow 3.0 and 3.1 install neither
+    Flask-AppBuilder nor Flask-Babel: their ProvidersManager imports wtforms before asking the hook,
+    and the API server substitutes its own field classes for wtforms' (HookMetaService). The
+    FAB text widget and translated labels are used where FAB is installed (Airflow 2's UI).
+    """
     from wtforms import BooleanField, StringField
+
+    try:
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget as text_widget
+    except ImportError:
+        from wtforms.widgets import TextInput as text_widget
+    try:
+        from flask_babel import lazy_gettext as gettext
+    except ImportError:
+        gettext = str
 
     widgets: dict[str, Any] = {}
     for name, field in CONN_FIELDS.items():
-        label, description = lazy_gettext(str(field["label"])), str(field["description"])
+        label, description = gettext(str(field["label"])), str(field["description"])
         schema: Any = field["schema"]
         if "boolean" in schema["type"] and "string" not in schema["type"]:
             widgets[name] = BooleanField(label, default=False, description=description)
         else:
-            widgets[name] = StringField(label, widget=BS3TextFieldWidget(), description=description)
+            widgets[name] = StringField(label, widget=text_widget(), description=description)
     return widgets
 
 

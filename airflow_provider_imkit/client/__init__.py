@@ -64,6 +64,25 @@ _COMPONENT = _airflow_component(sys.argv)
 USER_AGENT = f"airflow-provider-imkit/{__version__}" + (f" (airflow {_COMPONENT})" if _COMPONENT else "")
 
 
+def without_frames(exc: BaseException) -> BaseException:
+    """``exc`` and the exceptions chained to it, stripped of their tracebacks.
+
+    The frames of requests and urllib3 hold the request's headers, the ``IM-API-KEY`` among
+    them, as local variables; a renderer that shows locals (Airflow 3.0's rich tracebacks in
+    ``airflow dags test``) would print the key. The messages stay; only the frames go.
+    """
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        link = pending.pop()
+        if id(link) in seen:
+            continue
+        seen.add(id(link))
+        link.__traceback__ = None
+        pending.extend(e for e in (link.__cause__, link.__context__) if e is not None)
+    return exc
+
+
 class NotFound:
     """What a ``reconcile`` function returns when it proved the request had no effect."""
 
@@ -290,8 +309,8 @@ class ImkitClient:
                     f"deadline of {settings.deadline:g} s reached ({error.reason})",
                     maybe_delivered=error.maybe_delivered,
                     permanent=error.permanent,
-                ) from exc
-            raise error from exc
+                ) from without_frames(exc)
+            raise error from without_frames(exc)
         if 300 <= response.status_code <= 399:
             # Never follow: a redirect would carry the IM-API-KEY header to another URL.
             raise ImkitApiError(

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_imkit import DEFAULT_CONN_ID, validation
+from airflow_provider_imkit import DEFAULT_CONN_ID, log_masking, validation
 from airflow_provider_imkit.client import NOT_FOUND, ImkitClient
 from airflow_provider_imkit.connection_form import (
     connection_form_widgets,
@@ -100,6 +100,10 @@ class ImkitHook(BaseHook):
 
     @cached_property
     def _connection(self) -> Any:
+        if SDK_MASKS_CONNECTION_SECRETS:
+            # The SDK sends the password to its supervisor while fetching; keep it out of the
+            # debug line ``airflow dags test`` writes for that message (see log_masking).
+            log_masking.install()
         conn = self.get_connection(self.imkit_conn_id)
         if conn.password and not SDK_MASKS_CONNECTION_SECRETS:
             # Airflow 2 masks the password itself too; the SDK of Airflow 3 does when it fetches

@@ -23,7 +23,8 @@ from urllib.parse import quote
 from airflow.listeners import hookimpl  # pluggy's marker for listener hooks (2.x and 3.x)
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_provider_imkit.notifications.default_message import first_line
+from airflow_provider_imkit import log_masking
+from airflow_provider_imkit.notifications.default_message import SEE_THE_TASK_LOG, first_line
 from airflow_provider_imkit.plugins import history
 from airflow_provider_imkit.plugins.config import AlertsConfig, AlertsConfigError, alerts_config
 from airflow_provider_imkit.plugins.sender import BackgroundSender
@@ -94,6 +95,17 @@ class Alerts:
 
         self._guarded("dag_run_recovered", job("dag_run_recovered"))
         self._guarded("dag_run_success", job("dag_run_success"))
+
+    @hookimpl
+    def on_task_instance_running(self, previous_state: Any, task_instance: Any) -> None:
+        """In the task's process, before it reads any connection: keep the secrets the SDK sends
+        to its supervisor out of ``airflow dags test``'s debug lines (log_masking), whichever
+        hook or code reads the connection. Not an alert: on whatever the settings say."""
+        with contextlib.suppress(Exception):
+            from airflow_provider_imkit.version_compat import SDK_MASKS_CONNECTION_SECRETS
+
+            if SDK_MASKS_CONNECTION_SECRETS:
+                log_masking.install()
 
     @hookimpl
     def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
@@ -205,7 +217,7 @@ class Alerts:
             return
         what = "failed and will be retried" if event == "task_retry" else "failed"
         text = f"{'🔁' if event == 'task_retry' else '❌'} Airflow task {dag_id}.{task} {what}\nRun: {run_id}"
-        self._send(config, room, f"{text}\nError: {error}" if error else text)
+        self._send(config, room, f"{text}\nError: {error or SEE_THE_TASK_LOG}")
 
     def _import_error(self, config: AlertsConfig, filename: str, last_line: str) -> None:
         self._broken_files[filename] = last_line

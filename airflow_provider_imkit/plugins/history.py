@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from airflow_provider_imkit.notifications.default_message import SEE_THE_TASK_LOG
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime, timedelta
@@ -83,8 +85,8 @@ def failed_run_text(
     if failed_tasks:
         more = f" and {count - shown} more" if count > shown else ""
         lines.append(f"Failed: {', '.join(failed_tasks[:shown])}{more}")
-    if error:
-        lines.append(f"First error: {error}")
+    if error or failed_tasks:
+        lines.append(f"First error: {error or SEE_THE_TASK_LOG}")
     if link:
         lines.append(f"Link: {link}")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ Only the standard library is imported here: Airflow runs in the child processes.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -28,7 +29,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class DagRunOutcome:
-    """The result of one ``airflow dags test`` run: exit code, combined output, seconds."""
+    """The result of one ``airflow dags test`` run: exit code, combined output, seconds.
+
+    ``output`` is stdout and stderr with terminal styling removed: Airflow 3.0 prints a task's
+    traceback with rich, in colour and bold, even when the output is not a terminal.
+    """
 
     dag_id: str
     returncode: int
@@ -38,6 +43,14 @@ class DagRunOutcome:
     @property
     def succeeded(self) -> bool:
         return self.returncode == 0
+
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def plain_text(output: str) -> str:
+    """``output`` without ANSI escape sequences (colours, bold)."""
+    return _ANSI_ESCAPE.sub("", output)
 
 
 def airflow_bin() -> str:
@@ -99,4 +112,4 @@ def run_dag(
         timeout=timeout,
         check=False,
     )
-    return DagRunOutcome(dag_id, done.returncode, done.stdout, time.monotonic() - started)
+    return DagRunOutcome(dag_id, done.returncode, plain_text(done.stdout), time.monotonic() - started)

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.conftest import API_KEY
 from tests.deployment.conftest import Deployed
 from tests.deployment.dags.deployment_cases import TOKENS
+
+# With pytest-xdist: the deployment starts once, in one worker.
+pytestmark = pytest.mark.xdist_group("deployment")
 
 
 def texts(deployed: Deployed, room: str, sender: str | None = None) -> list[str]:

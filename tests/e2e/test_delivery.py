@@ -22,7 +22,11 @@ import pytest
 
 from airflow_provider_imkit.sandbox import ImkitSandbox
 from airflow_provider_imkit.testing import airflow_bin, airflow_env, migrate
+from airflow_provider_imkit.testing.dagrun import plain_text
 from tests.conftest import API_KEY, ROOT
+
+# With pytest-xdist: the module's DAG runs happen once, in one worker.
+pytestmark = pytest.mark.xdist_group("delivery")
 
 DAGS = Path(__file__).parent / "dags"
 ROOMS = ["e2e-retry", "e2e-found", "e2e-alerts", "e2e-native", "e2e-mentions", "e2e-scheme"]
@@ -91,20 +95,22 @@ def runs() -> Iterator[Runs]:
         }
         env = airflow_env(home, DAGS, conns)
         migrate(env)
+        # One stream, in order (Airflow 3.0 writes task logs to stderr), without terminal styling.
         done = subprocess.run(
             [sys.executable, "-m", "tests.e2e.run_dags", *ORDER],
-            env=env,
+            env={**env, "PYTHONUNBUFFERED": "1"},
             cwd=ROOT,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
             timeout=600,
             check=False,
         )
-        output = done.stdout + done.stderr
+        output = plain_text(done.stdout)
         assert done.returncode == 0, output[-5000:]
         states: dict[str, str] = {}
         logs: dict[str, str] = {}
-        for chunk in re.split(r"^@@START ", done.stdout, flags=re.MULTILINE)[1:]:
+        for chunk in re.split(r"^@@START ", output, flags=re.MULTILINE)[1:]:
             dag_id = chunk.split("\n", 1)[0].strip()
             logs[dag_id] = chunk
             result = re.search(r"^@@RESULT (.*)$", chunk, flags=re.MULTILINE)

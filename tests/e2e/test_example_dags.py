@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.conftest import API_KEY
 from tests.e2e.conftest import ExampleRuns
+
+# With pytest-xdist: every test on the session's example runs in one worker (run once).
+pytestmark = pytest.mark.xdist_group("example_runs")
 
 
 def test_every_dag_ends_as_planned(example_runs: ExampleRuns) -> None:

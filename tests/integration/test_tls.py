@@ -17,6 +17,9 @@ from airflow_provider_imkit.hooks.imkit import ImkitHook
 from airflow_provider_imkit.sandbox import ImkitSandbox
 from tests.conftest import API_KEY
 
+# With pytest-xdist: the module's certificates and server are made once, in one worker.
+pytestmark = pytest.mark.xdist_group("tls")
+
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:

@@ -129,6 +129,11 @@ def test_streak_and_texts() -> None:
     )  # fmt: skip
     assert text.splitlines()[0] == "❌ Airflow DAG etl run failed: 40 tasks failed"
     assert "Failed: load[0], load[1], load[2], load[3], load[4] and 35 more" in text
+    # No error line was left (the listener got no exception): the alert says where to look.
+    unknown = history.failed_run_text(
+        dag_id="etl", run_id="r1", logical_date=None, failed_tasks=["load"], error=None, link=None
+    )
+    assert "First error: see the task log" in unknown.splitlines()
     assert (
         history.recovered_text("etl", 3, 7500, None)
         == "✅ Airflow DAG etl recovered after 3 failed runs, down for 2 h 05 min"

@@ -47,8 +47,12 @@ with DAG("deploy_mapped_sends", start_date=START, schedule=None, catchup=False, 
 # A Deadline Alert (AsyncCallback with the notifier): awaited in the triggerer.
 
 if AIRFLOW_V_3_1_PLUS:  # Deadline Alerts exist from Airflow 3.1
-    from airflow.sdk.definitions.callback import AsyncCallback
     from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+    try:
+        from airflow.sdk.definitions.callback import AsyncCallback
+    except ImportError:  # Airflow 3.1 keeps it next to DeadlineAlert
+        from airflow.sdk.definitions.deadline import AsyncCallback  # type: ignore[no-redef,unused-ignore]
 
     with DAG(
         "deploy_deadline_alert",
