@@ -21,6 +21,8 @@ from airflow_provider_imkit.sandbox import ImkitSandbox
 from airflow_provider_imkit.testing import airflow_env, migrate
 from tests.conftest import API_KEY, ROOT
 
+pytestmark = pytest.mark.xdist_group("approval")
+
 DAGS = Path(__file__).parent / "approval_dags"
 BASE_URL = "http://airflow.example:8080"
 REPLIES = [  # (room, user, text), queued before the runs: each answers its room's question

@@ -31,7 +31,8 @@ FLAGS = [
     "--hide-scrollbars",
 ]
 
-pytestmark = pytest.mark.browser
+# One group: the approval DAG run and the two Chromium sessions share one worker.
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 
 @pytest.fixture
