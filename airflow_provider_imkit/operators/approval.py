@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from airflow.providers.common.compat.sdk import BaseOperator, SkipMixin, conf
 
@@ -32,13 +32,21 @@ def task_link(context: Context) -> str | None:
     every try of the task posts the same text.
     """
     section = "webserver" if _airflow_2() else "api"
-    if not conf.get(section, "base_url", fallback=None):
+    base = conf.get(section, "base_url", fallback=None)
+    if not base:
         return None
-    ti = context.get("ti") or context.get("task_instance")
+    ti: Any = context.get("ti") or context.get("task_instance")
     try:
         url = getattr(ti, "log_url", None)
     except Exception:
-        return None
+        url = None
+    if (not isinstance(url, str) or not url) and not _airflow_2():
+        # Airflow 3.0's task instance has no log_url: the UI's task page, as 3.1+ builds it.
+        try:
+            mapped = f"/mapped/{ti.map_index}" if (ti.map_index or -1) >= 0 else ""
+            url = f"{base.rstrip('/')}/dags/{ti.dag_id}/runs/{quote(ti.run_id)}/tasks/{ti.task_id}{mapped}"
+        except AttributeError:
+            return None
     if not isinstance(url, str) or not url:
         return None
     parts = urlsplit(url)
