@@ -86,7 +86,6 @@ if AIRFLOW_V_3_1_PLUS:
             body="It re-reads 30 partitions (about 2 hours).",
             assigned_users=[{"id": "alice", "name": "Alice"}, {"id": "Anonymous", "name": "Admin"}],
             notifiers=[ImkitNotifier(room="deploy-hitl", sender=BOT)],
-            response_timeout=timedelta(minutes=10),
         ) >> ImkitSendMessageOperator(
             task_id="backfill", room="deploy-hitl", sender=BOT, message="backfill started"
         )
