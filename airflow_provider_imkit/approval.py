@@ -122,6 +122,11 @@ def human_duration(seconds: float) -> str:
     return " ".join(parts[:2]) or "0 seconds"
 
 
+def numbered(options: Sequence[str]) -> list[str]:
+    """``["1. Approve", "2. Reject"]``: options as the room shows them."""
+    return [f"{number}. {option}" for number, option in enumerate(options, 1)]
+
+
 def question_text(
     *,
     subject: str,
@@ -136,7 +141,7 @@ def question_text(
     lines = [subject.strip()]
     if body and body.strip():
         lines += ["", body.strip()]
-    lines += ["", *(f"{number}. {option}" for number, option in enumerate(options, 1)), ""]
+    lines += ["", *numbered(options), ""]
     lines.append("Reply with an option's name or number.")
     lines.append("Deciding: " + ", ".join(f"@{user}" for user in approvers))
     if timeout_seconds is not None:
@@ -319,11 +324,13 @@ class ApprovalWait:
     :param question: what is asked, and where.
     :param poll_interval: seconds between reads.
     :param clock: the time in seconds since the epoch (injected by tests).
+    :param log: where read failures are logged (a warning each, with the next wait).
     """
 
     question: Question
     poll_interval: float
     clock: Callable[[], float] = time.time
+    log: Any = None
     failures: int = field(default=0, init=False)
     last_error: str | None = field(default=None, init=False)
     cursor_ms: int = field(default=0, init=False)
@@ -389,22 +396,21 @@ class ApprovalWait:
         if deadline is not None and started * 1000 >= deadline + READ_GRACE_AFTER_TIMEOUT * 1000:
             return Outcome("timeout", error=f"the room could not be read at the deadline: {exc}")
         backoff = self.poll_interval * 2 ** min(self.failures - 1, 30)
-        return min(backoff, max(MAX_ERROR_BACKOFF, self.poll_interval))
+        delay = min(backoff, max(MAX_ERROR_BACKOFF, self.poll_interval))
+        if self.log is not None:
+            self.log.warning(
+                "Reading room %s failed (%d in a row: %s); again in %.0f s",
+                self.question.room,
+                self.failures,
+                self.last_error,
+                delay,
+            )
+        return delay
 
-    def run(
-        self, client: ImkitClient, sleep: Callable[[float], Any] = time.sleep, log: Any = None
-    ) -> Outcome:
+    def run(self, client: ImkitClient, sleep: Callable[[float], Any] = time.sleep) -> Outcome:
         """Wait in this thread (the non-deferrable mode) until the wait is over."""
         while True:
             step = self.poll(client)
             if isinstance(step, Outcome):
                 return step
-            if self.failures and log is not None:
-                log.warning(
-                    "Reading room %s failed (%d in a row: %s); again in %.0f s",
-                    self.question.room,
-                    self.failures,
-                    self.last_error,
-                    step,
-                )
             sleep(step)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_imkit import validation
+from airflow_provider_imkit.approval import numbered
 from airflow_provider_imkit.exceptions import ImkitValidationError
 from airflow_provider_imkit.notifications.default_message import event_of
 
@@ -68,7 +69,7 @@ def hitl_request(context: Mapping[str, Any]) -> HitlRequest | None:
         lines += ["", str(task.body).strip()]
     options = list(task.options or [])
     if options:
-        lines += ["", *(f"{number}. {option}" for number, option in enumerate(options, 1))]
+        lines += ["", *numbered(options)]
     defaults = list(task.defaults or [])
     timeout = (getattr(task, "hitl_summary_extra", None) or {}).get("timeout_datetime")
     if timeout:

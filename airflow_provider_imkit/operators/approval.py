@@ -243,9 +243,9 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
             )
         from airflow_provider_imkit.hooks.imkit import ImkitHook
 
-        wait = approval.ApprovalWait(question, float(self.poll_interval))
+        wait = approval.ApprovalWait(question, float(self.poll_interval), log=self.log)
         with ImkitHook(self.imkit_conn_id, retry=self.retry) as hook:
-            outcome = wait.run(hook.client, log=self.log)
+            outcome = wait.run(hook.client)
         return self.execute_complete(context, {**outcome.to_event(), "question": question.to_json()})
 
     def _ask(

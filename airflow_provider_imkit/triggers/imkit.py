@@ -62,7 +62,7 @@ class ImkitApprovalTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        wait = ApprovalWait(Question.from_json(self.question), float(self.poll_interval))
+        wait = ApprovalWait(Question.from_json(self.question), float(self.poll_interval), log=self.log)
         hook = self._hook()
         try:
             while True:
@@ -73,14 +73,6 @@ class ImkitApprovalTrigger(BaseTrigger):
                     self.log.info("Approval in room %s: %s", wait.question.room, step.status)
                     yield TriggerEvent({**step.to_event(), "question": self.question})
                     return
-                if wait.failures:
-                    self.log.warning(
-                        "Reading room %s failed (%d in a row: %s); again in %.0f s",
-                        wait.question.room,
-                        wait.failures,
-                        wait.last_error,
-                        step,
-                    )
                 await _sleep(step)
         finally:
             hook.close()
