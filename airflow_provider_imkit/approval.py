@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_imkit import validation
 from airflow_provider_imkit.exceptions import ImkitReadBackError, ImkitValidationError
-from airflow_provider_imkit.read_back import room_messages, sender_id
+from airflow_provider_imkit.read_back import find_message, room_messages, sender_id
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -163,6 +163,41 @@ _OUTCOME_HEADS = ("Approved by ", "Rejected by ", "No answer within ")
 def is_outcome_text(text: Any, subject: str) -> bool:
     """Whether a message is this question's acknowledgement or timeout note."""
     return isinstance(text, str) and text.startswith(_OUTCOME_HEADS) and subject.strip() in text
+
+
+def undecided_question(
+    client: ImkitClient,
+    room: str,
+    sender: str,
+    text: str,
+    approvers: Sequence[str],
+    subject: str,
+    *,
+    since_ms: int,
+) -> dict[str, Any] | None:
+    """
+    The newest question ``text`` that ``sender`` asked in ``room`` since ``since_ms`` and
+    that has no acknowledgement or timeout note after it (an earlier try's, still open);
+    else None.
+
+    :raises ImkitReadBackError: the room holds too many messages to tell.
+    """
+    found = find_message(
+        client,
+        room=room,
+        sender=sender,
+        message=text,
+        message_type="text",
+        mentions=approvers,
+        since_ms=since_ms,
+    )
+    if found is None:
+        return None
+    after = room_messages(client, room, since_ms=created_ms(found) or since_ms)
+    decided = any(
+        sender_id(item) == sender and is_outcome_text(item.get("message"), subject) for item in after
+    )
+    return None if decided else found
 
 
 def timeout_text(subject: str, waited_seconds: float, default: str | None, approving: bool) -> str:

@@ -21,6 +21,10 @@ AIRFLOW_VERSION: tuple[int, int, int] = get_base_airflow_version_tuple()
 #: so the provider must not call it again.
 SDK_MASKS_CONNECTION_SECRETS: bool = AIRFLOW_VERSION >= (3, 0, 0)
 
+#: Airflow 3: the task SDK (``ti.log_url`` from 3.1, ``SkipMixin.skip(ti, tasks)``) and the
+#: ``[api] base_url`` setting, where Airflow 2 has ``[webserver] base_url``.
+AIRFLOW_V_3_0_PLUS: bool = AIRFLOW_VERSION >= (3, 0, 0)
+
 #: Airflow 3.1+: ``BaseNotifier.__init__`` takes the context (Deadline Alerts' AsyncCallback
 #: builds the notifier with ``context=``), and human-in-the-loop operators exist.
 AIRFLOW_V_3_1_PLUS: bool = AIRFLOW_VERSION >= (3, 1, 0)

@@ -23,6 +23,19 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ.pop("AIRFLOW_CONN_IMKIT_DEFAULT", None)
 
 
+def newest_airflow() -> str | None:
+    """The newest Airflow CI proves (scripts/airflow-versions.sh), when this process runs
+    another one; None when it runs the newest. For tests CI runs on the newest only."""
+    import subprocess
+
+    import airflow
+
+    newest = subprocess.run(
+        [ROOT / "scripts" / "airflow-versions.sh", "newest"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return None if airflow.__version__ == newest else newest
+
+
 #: A realistic key: Airflow's secret masker ignores secrets shorter than 5 characters.
 API_KEY = "dGVzdC1wbGF0Zm9ybS1rZXktOTk4ODc3"
 

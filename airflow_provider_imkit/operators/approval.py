@@ -10,7 +10,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from airflow.providers.common.compat.sdk import BaseOperator, SkipMixin, conf
 
 from airflow_provider_imkit import DEFAULT_CONN_ID
-from airflow_provider_imkit.exceptions import ImkitError, ImkitValidationError, use_airflow_exceptions
+from airflow_provider_imkit.exceptions import ImkitError, ImkitValidationError
+from airflow_provider_imkit.version_compat import AIRFLOW_V_3_0_PLUS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_imkit.approval import Outcome, Question
     from airflow_provider_imkit.retry import RetryPolicy
-
-use_airflow_exceptions()
 
 DEFAULT_TIMEOUT = timedelta(days=1)
 
@@ -31,7 +30,7 @@ def task_link(context: Context) -> str | None:
     on Airflow 3, ``[webserver] base_url`` on 2), else None. The try number is left out, so
     every try of the task posts the same text.
     """
-    section = "webserver" if _airflow_2() else "api"
+    section = "api" if AIRFLOW_V_3_0_PLUS else "webserver"
     base = conf.get(section, "base_url", fallback=None)
     if not base:
         return None
@@ -40,7 +39,7 @@ def task_link(context: Context) -> str | None:
         url = getattr(ti, "log_url", None)
     except Exception:
         url = None
-    if (not isinstance(url, str) or not url) and not _airflow_2():
+    if (not isinstance(url, str) or not url) and AIRFLOW_V_3_0_PLUS:
         # Airflow 3.0's task instance has no log_url: the UI's task page, as 3.1+ builds it.
         try:
             mapped = f"/mapped/{ti.map_index}" if (ti.map_index or -1) >= 0 else ""
@@ -52,12 +51,6 @@ def task_link(context: Context) -> str | None:
     parts = urlsplit(url)
     query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "try_number"])
     return urlunsplit(parts._replace(query=query))
-
-
-def _airflow_2() -> bool:
-    from airflow_provider_imkit.version_compat import AIRFLOW_VERSION
-
-    return AIRFLOW_VERSION < (3, 0, 0)
 
 
 def _seconds(field: str, value: Any, *, allow_none: bool) -> float | None:
@@ -257,31 +250,24 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
         from airflow_provider_imkit.delivery import deliver, earlier_try_since_ms
         from airflow_provider_imkit.exceptions import ImkitReadBackError
         from airflow_provider_imkit.hooks.imkit import ImkitHook
-        from airflow_provider_imkit.read_back import room_messages, sender_id
 
         since = earlier_try_since_ms(context)
         if since is not None:
             with ImkitHook(self.imkit_conn_id, retry=self.retry) as hook:
                 try:
-                    found = hook.find_message(
-                        room=room, sender=sender, message=text, mentions=approvers, since_ms=since
+                    found = approval.undecided_question(
+                        hook.client, room, sender, text, approvers, subject, since_ms=since
                     )
-                    if found is not None:
-                        after = approval.created_ms(found) or since
-                        decided = any(
-                            sender_id(item) == sender
-                            and approval.is_outcome_text(item.get("message"), subject)
-                            for item in room_messages(hook.client, room, since_ms=after)
-                        )
-                        if not decided:
-                            self.log.warning(
-                                "Earlier try asked in room %s (message %s), unanswered: waiting on it",
-                                room,
-                                found.get("_id"),
-                            )
-                            return found
                 except ImkitReadBackError as exc:
                     self.log.warning("Could not look for an earlier try's question (%s): asking again", exc)
+                    found = None
+            if found is not None:
+                self.log.warning(
+                    "Earlier try asked in room %s (message %s), unanswered: waiting on it",
+                    room,
+                    found.get("_id"),
+                )
+                return found
         return deliver(
             imkit_conn_id=self.imkit_conn_id,
             retry=self.retry,
@@ -306,7 +292,7 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
         )
 
         outcome = approval.Outcome.from_event(event)
-        asked = (event or {}).get("question") if isinstance(event, dict) else None
+        asked = event.get("question") if isinstance(event, dict) else None
         if not isinstance(asked, dict):
             raise ImkitApprovalError(f"IMKIT approval: the trigger's event carries no question: {event!r}")
         question = approval.Question.from_json(asked)
@@ -349,8 +335,6 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
 
     def _skip_downstream(self, context: Context, result: dict[str, Any]) -> None:
         """Skip the tasks directly downstream, teardowns excepted, as Airflow's ApprovalOperator."""
-        from airflow_provider_imkit.version_compat import AIRFLOW_VERSION
-
         tasks = [t for t in self.get_direct_relatives(upstream=False) if not getattr(t, "is_teardown", False)]
         if not tasks:
             return
@@ -358,7 +342,7 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
         # Airflow 3 ends the task when skipping (no return value is pushed): push it first.
         ti.xcom_push(key="return_value", value=result)
         self.log.info("Not approved: skipping %s", ", ".join(t.task_id for t in tasks))
-        if AIRFLOW_VERSION >= (3, 0, 0):
+        if AIRFLOW_V_3_0_PLUS:
             self.skip(ti=ti, tasks=tasks)
         else:
             dag_run: Any = context["dag_run"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from airflow_provider_imkit.sandbox import ImkitSandbox
 from airflow_provider_imkit.testing.deployment import Deployment
 from airflow_provider_imkit.testing.servers import servers_available, wait_for
-from tests.conftest import API_KEY, EXAMPLE_DAGS, ROOT
+from tests.conftest import API_KEY, EXAMPLE_DAGS, ROOT, newest_airflow
 
 HERE = Path(__file__).parent
 LOGICAL_DATE = "2026-01-02T06:00:00+00:00"
@@ -51,10 +50,8 @@ def deployed() -> Iterator[Deployed]:
 
     if not airflow.__version__.startswith("3."):
         pytest.skip("the deployment test runs on Airflow 3 (api-server, dag-processor, triggerer)")
-    newest = subprocess.run(
-        [ROOT / "scripts" / "airflow-versions.sh", "newest"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    if airflow.__version__ != newest:
+    newest = newest_airflow()
+    if newest is not None:
         # About 2 minutes of Postgres, Redis and Celery: CI proves it once, on the newest version.
         pytest.skip(f"the deployment test is proven on Airflow {newest} only (CI budget; see the README)")
     missing = servers_available()
