@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_imkit import validation
@@ -38,6 +38,9 @@ DEADLINE_GRACE_MS = 5_000
 #: Each read starts this much before the newest message seen (ms): a reply stored late
 #: with an earlier time is still read (re-reading is harmless: nothing re-read counted).
 CURSOR_OVERLAP_MS = 5_000
+#: Host and IMKIT clocks that differ by no more than this (s) are taken to agree: a ``Date``
+#: header says the time to the second only.
+CLOCK_AGREEMENT_S = 1.5
 #: Message types that are never a reply.
 _NOT_REPLIES = {"recall"}
 
@@ -151,62 +154,111 @@ def question_text(
     return "\n".join(lines)
 
 
-def decision_text(subject: str, chosen: str, by: str, approving: bool) -> str:
-    """The acknowledgement of a reply: ``Approved by alice ("Approve"): <subject>``."""
+def decision_text(subject: str, chosen: str, by: str, approving: bool, question_id: str) -> str:
+    """The acknowledgement of a reply: ``Approved by alice ("Approve"): <subject>``, with the
+    question it answers (``Question: <id>``), so that no try's acknowledgement is ever taken
+    for another's, even when the texts are otherwise the same."""
     verdict = "Approved" if approving else "Rejected"
-    return f'{verdict} by {by} ("{chosen}"): {subject.strip()}'
+    return f'{verdict} by {by} ("{chosen}"): {subject.strip()}\n{question_line(question_id)}'
+
+
+def question_line(question_id: str) -> str:
+    """The last line of every outcome note: which question it closes."""
+    return f"Question: {question_id}"
 
 
 _OUTCOME_HEADS = ("Approved by ", "Rejected by ", "No answer within ")
 
 
-def is_outcome_text(text: Any, subject: str) -> bool:
-    """Whether a message is this question's acknowledgement or timeout note."""
-    return isinstance(text, str) and text.startswith(_OUTCOME_HEADS) and subject.strip() in text
+def is_outcome_text(text: Any, question_id: str) -> bool:
+    """Whether a message is the acknowledgement or timeout note of question ``question_id``."""
+    return (
+        isinstance(text, str)
+        and text.startswith(_OUTCOME_HEADS)
+        and text.rstrip().endswith(question_line(question_id))
+    )
+
+
+def imkit_now(client: ImkitClient, local: float) -> float:
+    """
+    IMKIT's time now (s since the epoch): approval deadlines are on its clock, as the replies'
+    times are. ``local`` (this host's time) while it agrees with the client's last answer
+    (its ``Date`` header, to the second) within :data:`CLOCK_AGREEMENT_S`; else the ``Date``.
+    """
+    server_time = getattr(client, "server_time", None)
+    told = server_time() if callable(server_time) else None
+    if told is None or abs(float(told) - local) <= CLOCK_AGREEMENT_S:
+        return local
+    return float(told) + 0.5  # a Date header is rounded down to the second
 
 
 def undecided_question(
     client: ImkitClient,
-    room: str,
-    sender: str,
+    asked: Question,
     text: str,
-    approvers: Sequence[str],
-    subject: str,
     *,
     since_ms: int,
+    settled_after: float = 0.0,
 ) -> dict[str, Any] | None:
     """
-    The newest question ``text`` that ``sender`` asked in ``room`` since ``since_ms`` and
-    that has no acknowledgement or timeout note after it (an earlier try's, still open);
-    else None.
+    An earlier try's question, still open, for a later try to wait on instead of asking again:
+    the newest question ``text`` that ``asked.sender`` posted in ``asked.room`` since
+    ``since_ms``, when nothing has decided it yet: no outcome note for it, no counting reply
+    (``asked``'s approvers and options), and its wait (``asked``'s deadline less its asking
+    time, on IMKIT's clock) not over. A decided question is never reused; else None.
 
+    :param asked: the question as this try would ask it (its ``message_id`` and times are
+        replaced by the found question's).
+    :param settled_after: the settle rule for the earlier try's post (seconds since the
+        epoch): while nothing is found, the room is read again until then.
     :raises ImkitReadBackError: the room holds too many messages to tell.
     """
-    found = find_message(
-        client,
-        room=room,
-        sender=sender,
-        message=text,
-        message_type="text",
-        mentions=approvers,
-        since_ms=since_ms,
-    )
-    if found is None:
+    # Imported here: DAG files import this module (the operator checks its options at parse
+    # time), and the client would add requests to every parse.
+    from airflow_provider_imkit.client import NOT_FOUND
+
+    def read() -> Any:
+        found = find_message(
+            client,
+            room=asked.room,
+            sender=asked.sender,
+            message=text,
+            message_type="text",
+            mentions=asked.approvers,
+            since_ms=since_ms,
+        )
+        return NOT_FOUND if found is None else found
+
+    found = client.read_back(read, settled_after=settled_after)
+    if found is NOT_FOUND:
         return None
-    after = room_messages(client, room, since_ms=created_ms(found) or since_ms)
-    decided = any(
-        sender_id(item) == sender and is_outcome_text(item.get("message"), subject) for item in after
+    asked_at = created_ms(found) or since_ms
+    wait_ms = None if asked.deadline_ms is None else asked.deadline_ms - asked.asked_at_ms
+    question = replace(
+        asked,
+        message_id=str(found.get("_id")),
+        asked_at_ms=asked_at,
+        deadline_ms=None if wait_ms is None else asked_at + wait_ms,
     )
-    return None if decided else found
+    if question.deadline_ms is not None and imkit_now(client, time.time()) * 1000 > question.deadline_ms:
+        return None  # its wait is over: timed out, whether or not its try said so
+    for item in room_messages(client, asked.room, since_ms=asked_at):
+        if sender_id(item) == asked.sender and is_outcome_text(item.get("message"), question.message_id):
+            return None
+        if chosen_option(item, question) is not None:
+            return None
+    return found
 
 
-def timeout_text(subject: str, waited_seconds: float, default: str | None, approving: bool) -> str:
-    """What the room is told when nobody answered in time."""
+def timeout_text(
+    subject: str, waited_seconds: float, default: str | None, approving: bool, question_id: str
+) -> str:
+    """What the room is told when nobody answered in time (with the question it closes)."""
     head = f"No answer within {human_duration(waited_seconds)} to: {subject.strip()}"
     if default is None:
-        return f"{head}\nThe task fails; nothing goes ahead."
+        return f"{head}\nThe task fails; nothing goes ahead.\n{question_line(question_id)}"
     outcome = "the pipeline goes ahead" if approving else "the pipeline does not go ahead"
-    return f'{head}\nGoing with the default, "{default}": {outcome}.'
+    return f'{head}\nGoing with the default, "{default}": {outcome}.\n{question_line(question_id)}'
 
 
 # -- which replies count ------------------------------------------------------------------------
@@ -402,25 +454,31 @@ class ApprovalWait:
         self.cursor_ms = max(self.question.asked_at_ms, newest - CURSOR_OVERLAP_MS)
         return None
 
+    def server_now(self, client: ImkitClient) -> float:
+        """IMKIT's time now (:func:`imkit_now`, with this wait's clock as the host's)."""
+        return imkit_now(client, self.clock())
+
     def poll(self, client: ImkitClient) -> Outcome | float:
         """One read: an :class:`Outcome` when the wait is over, else seconds to sleep."""
-        started = self.clock()
         try:
             outcome = self.read(client)
         except Exception as exc:  # an IMKIT error, or the connection's lookup failing
-            return self._after_error(started, exc)
+            return self._after_error(self.server_now(client), exc)
+        # When IMKIT answered the read, on its own clock (a host clock ahead or behind of
+        # IMKIT's neither ends the wait early nor keeps it late).
+        answered = self.server_now(client)
         self.failures = 0
         if outcome is not None:
             return outcome
         deadline = self.question.deadline_ms
-        # The read began after the deadline (and the grace for clocks that disagree): every
-        # reply made in time has been seen.
+        # The read was answered after the deadline (and the grace for a ``Date`` header that
+        # is only to the second): every reply made in time has been seen.
         if deadline is None:
             return self.poll_interval
         end = (deadline + self.question.grace_ms) / 1000
-        if started >= end:
+        if answered >= end:
             return Outcome("timeout")
-        return max(0.0, min(self.poll_interval, end - started))
+        return max(0.0, min(self.poll_interval, end - answered))
 
     def _after_error(self, started: float, exc: Exception) -> Outcome | float:
         if not getattr(exc, "transient", True):

@@ -76,6 +76,14 @@ EXTRAS: dict[str, dict[str, object]] = {
         "schema": {"type": ["string", "null"], "enum": ["reconcile", "fail", "resend", None]},
         "form": True,
     },
+    "read_back_settle": {
+        "label": "Read-back settle window (seconds)",
+        "description": "After a send got no answer (read timeout, lost connection, 502/504), IMKIT may "
+        "still store it: the message counts as absent (and is sent again) only if a read-back this "
+        "long after the failure does not find it. Default 10; 0 trusts the first read-back.",
+        "schema": {"type": ["number", "null"], "minimum": 0, "maximum": 3600},
+        "form": True,
+    },
     "retry_on_ambiguous": {
         "label": "Resend ambiguous failures",
         "description": "Resend after read timeouts and 500/502/504 without reading back (on_ambiguous="

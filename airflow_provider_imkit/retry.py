@@ -11,7 +11,13 @@ reached the server posts the message twice. Failures therefore fall in three gro
 
   - ``reconcile`` (default): read the room back (``send_message`` only) and return the
     stored message if it is there, send again only when it is proven absent, and raise the
-    ambiguous error when the room cannot be read; other requests are not sent again;
+    ambiguous error when the room cannot be read; other requests are not sent again.
+    *The settle rule*: after a failure with no answer from IMKIT itself (read timeout,
+    connection lost after sending, 502/504 from a proxy) the server may still be storing
+    the message, so absence is proven only by a read-back that starts at least ``settle``
+    seconds after the failed attempt ended; the room is read several times inside that
+    window (found: returned at once). When the call's deadline ends first, the ambiguous
+    error is raised with ``maybe_delivered=True`` and nothing is sent again;
   - ``fail``: never send again; the ambiguous error is raised;
   - ``resend``: send again (at-least-once: may post twice);
 
@@ -24,8 +30,9 @@ notifier take it as ``retry=`` (an ``int`` is the shortcut for ``max_attempts``)
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from airflow_provider_imkit.exceptions import ImkitConfigurationError, ImkitError, ImkitRateLimitError
 
@@ -51,8 +58,21 @@ class RetryPolicy:
     :param on_ambiguous: ``reconcile`` (default), ``fail`` or ``resend``: what to do when a
         request may have taken effect although no success was seen (see the module doc).
     :param jitter: fraction of each backoff wait that is randomised (0 to 1). Default 0.5.
+    :param settle: seconds after an ambiguous failure with no answer from IMKIT itself during
+        which the server may still store the request: only a read-back that starts this
+        long after the failed attempt may prove the message absent (the settle rule, see the
+        module doc). Default 10; 0 trusts the first read-back (faster, but a message IMKIT
+        stores late is posted twice).
+    :param random: a function giving a float in [0, 1) for the jitter (tests inject one);
+        not part of the policy's serialized form.
     :raises ImkitConfigurationError: a value is out of range.
+
+    A policy survives Airflow's serializers (a notifier's ``retry`` in a Deadline Alert's
+    ``kwargs``, a trigger's kwargs): :meth:`serialize` gives its settings as plain values.
     """
+
+    #: The version of :meth:`serialize`'s form, for Airflow's serde.
+    __version__: ClassVar[int] = 1
 
     max_attempts: int = 3
     backoff: float = 1.0
@@ -60,6 +80,7 @@ class RetryPolicy:
     max_retry_after: float = 60.0
     on_ambiguous: OnAmbiguous = "reconcile"
     jitter: float = 0.5
+    settle: float = 10.0
     random: Callable[[], float] = field(default=random.random, repr=False)
 
     def __post_init__(self) -> None:
@@ -70,6 +91,7 @@ class RetryPolicy:
             ("max_retry_after", _is_number(self.max_retry_after) and self.max_retry_after >= 0),
             ("on_ambiguous", self.on_ambiguous in ON_AMBIGUOUS_CHOICES),
             ("jitter", _is_number(self.jitter) and 0 <= self.jitter <= 1),
+            ("settle", _is_number(self.settle) and 0 <= self.settle <= 3600),
         ]
         for name, ok in checks:
             if not ok:
@@ -88,15 +110,38 @@ class RetryPolicy:
         return cls(max_attempts=max_attempts)
 
     @classmethod
-    def coerce(cls, value: RetryPolicy | int | None) -> RetryPolicy | None:
-        """Accept what ``retry=`` parameters take: a policy, an int (attempts) or None."""
+    def coerce(cls, value: RetryPolicy | int | Mapping[str, Any] | None) -> RetryPolicy | None:
+        """Accept what ``retry=`` parameters take: a policy, an int (attempts), the settings
+        as a dict (:meth:`serialize`'s form, e.g. after a round trip through JSON) or None."""
         if value is None or isinstance(value, RetryPolicy):
             return value
         if isinstance(value, int) and not isinstance(value, bool):
             return cls.from_int(value)
+        if isinstance(value, Mapping):
+            return cls.deserialize(value, cls.__version__)
         raise ImkitConfigurationError(
             f"Invalid IMKIT retry setting: expected a RetryPolicy, an int or None, got {value!r}"
         )
+
+    def serialize(self) -> dict[str, Any]:
+        """The settings as plain JSON values (Airflow's serde calls this; the jitter's
+        ``random`` function is left out)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "random"}
+
+    @staticmethod
+    def deserialize(data: Mapping[str, Any], version: int) -> RetryPolicy:
+        """The policy :meth:`serialize` gave ``data`` for (Airflow's serde calls this).
+
+        :raises ImkitConfigurationError: an unknown setting, or a value out of range.
+        """
+        known = {f.name for f in fields(RetryPolicy)} - {"random"}
+        unknown = sorted(set(data) - known)
+        if unknown or int(version) > RetryPolicy.__version__:
+            what = unknown or f"version {version}"
+            raise ImkitConfigurationError(
+                f"Invalid IMKIT retry setting: unknown {what} (known: {sorted(known)})"
+            )
+        return RetryPolicy(**dict(data))
 
     def with_overrides(self, **overrides: Any) -> RetryPolicy:
         """Return a copy with the given settings replaced; None values are ignored."""

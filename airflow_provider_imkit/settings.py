@@ -258,6 +258,7 @@ def retry_from(conn_id: str, extras: Mapping[str, Any], base: RetryPolicy | None
             backoff=_float(conn_id, "backoff", _extra(extras, "backoff")),
             max_backoff=_float(conn_id, "max_backoff", _extra(extras, "max_backoff")),
             max_retry_after=_float(conn_id, "max_retry_after", _extra(extras, "max_retry_after")),
+            settle=_float(conn_id, "read_back_settle", _extra(extras, "read_back_settle")),
             on_ambiguous=str(on_ambiguous).strip().lower() if on_ambiguous is not None else None,
         )
     except ImkitConfigurationError as exc:

@@ -50,9 +50,42 @@ def sleeps() -> list[float]:
     return []
 
 
+class FakeTime:
+    """A clock that only the fake ``sleep`` moves on: retry and read-back tests (the settle
+    window, backoffs) never really wait, and what they waited is in ``sleeps``."""
+
+    def __init__(self, sleeps: list[float]) -> None:
+        self.now = 1_800_000_000.0
+        self.sleeps = sleeps
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(0.0, seconds)
+
+
 @pytest.fixture
-def fake_sleep(sleeps: list[float]) -> Callable[[float], None]:
-    return sleeps.append
+def fake_time(sleeps: list[float]) -> FakeTime:
+    return FakeTime(sleeps)
+
+
+@pytest.fixture
+def fake_sleep(fake_time: FakeTime) -> Callable[[float], None]:
+    return fake_time.sleep
+
+
+@pytest.fixture
+def fake_client_time(fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    """Every IMKIT client built without its own ``sleep``/``clock`` (the operators', the
+    notifier's, the plugin's) waits on ``fake_time``: read-back settle windows and backoffs
+    pass at once, and ``fake_time.sleeps`` shows what was waited."""
+    from airflow_provider_imkit import client
+
+    monkeypatch.setattr(client, "DEFAULT_SLEEP", fake_time.sleep)
+    monkeypatch.setattr(client, "DEFAULT_CLOCK", fake_time.clock)
+    return fake_time
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ scripts and in threads of Airflow components alike.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import os
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from airflow_provider_imkit.retry import RetryPolicy
     from airflow_provider_imkit.settings import ImkitSettings
 
-__all__ = ["NOT_FOUND", "USER_AGENT", "ImkitClient"]
+__all__ = ["NOT_FOUND", "UNSETTLED", "USER_AGENT", "ImkitClient", "no_answer_from_server"]
 
 
 def _airflow_component(argv: list[str]) -> str | None:
@@ -83,12 +84,32 @@ def without_frames(exc: BaseException) -> BaseException:
     return exc
 
 
+#: How clients wait and tell the time unless given their own ``sleep`` and ``clock``; looked up
+#: at each use, so a test can replace them for every client (tests.conftest's fake_client_time).
+DEFAULT_SLEEP: Callable[[float], None] = time.sleep
+DEFAULT_CLOCK: Callable[[], float] = time.time
+
+
 class NotFound:
     """What a ``reconcile`` function returns when it proved the request had no effect."""
 
 
 #: The single value of :class:`NotFound`.
 NOT_FOUND = NotFound()
+
+
+class Unsettled:
+    """What :meth:`ImkitClient.read_back` returns when the deadline ended inside the settle window."""
+
+
+#: The single value of :class:`Unsettled`.
+UNSETTLED = Unsettled()
+
+
+def no_answer_from_server(error: ImkitError) -> bool:
+    """Whether an ambiguous failure had no answer from IMKIT itself (read timeout, connection
+    lost after sending, a proxy's 502 or 504): the server may still be storing the request."""
+    return isinstance(error, ImkitConnectionError) or getattr(error, "status_code", None) in (502, 504)
 
 
 class ImkitClient:
@@ -100,7 +121,10 @@ class ImkitClient:
     :param settings: base URL, API key, timeouts, deadline, TLS, proxy and retry policy.
     :param log: a ``logging.Logger``-like object for attempts and retries (default: this
         module's logger; the hook passes its own).
-    :param sleep: the function used to wait between attempts (tests inject a fake one).
+    :param sleep: the function used to wait between attempts and read-backs (default
+        ``time.sleep``; tests inject a fake one).
+    :param clock: the time in seconds (default ``time.time``) by which the read-back's
+        settle window is measured (tests inject one that their ``sleep`` moves on).
     """
 
     def __init__(
@@ -108,11 +132,15 @@ class ImkitClient:
         settings: ImkitSettings,
         *,
         log: Any = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings
         self.log = log or logging.getLogger(__name__)
-        self._sleep = sleep
+        self._sleep: Callable[[float], None] = sleep or (lambda seconds: DEFAULT_SLEEP(seconds))
+        self._clock: Callable[[], float] = clock or (lambda: DEFAULT_CLOCK())
+        #: IMKIT's clock less ours (s), from the ``Date`` header of the last answer; None before.
+        self.server_time_offset: float | None = None
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
@@ -219,7 +247,9 @@ class ImkitClient:
             except ImkitError as error:
                 if reconcile is None or not error.maybe_delivered or policy.on_ambiguous != "reconcile":
                     raise
-                return self._reconcile(method, path, error, lambda: reconcile(at))
+                # The settle rule: a server that gave no answer may still be storing it.
+                settled_after = self._clock() + (policy.settle if no_answer_from_server(error) else 0.0)
+                return self._reconcile(method, path, error, lambda: reconcile(at), settled_after, at)
 
         def stop(state: tenacity.RetryCallState) -> bool:
             # No attempt beyond max_attempts, and no wait that would end past the deadline.
@@ -250,16 +280,32 @@ class ImkitClient:
             self.log.info("IMKIT %s %s succeeded on attempt %d", method, path, attempts)
         return result
 
-    def _reconcile(self, method: str, path: str, error: ImkitError, reconcile: Callable[[], Any]) -> Any:
-        """Resolve an ambiguous failure by reading back: the stored result, or a retryable error."""
+    def _reconcile(
+        self,
+        method: str,
+        path: str,
+        error: ImkitError,
+        reconcile: Callable[[], Any],
+        settled_after: float,
+        until: float,
+    ) -> Any:
+        """Resolve an ambiguous failure by reading back: the stored result, or the error
+        (made retryable only when absence was proven by a read-back after ``settled_after``)."""
         try:
-            found = reconcile()
+            found = self.read_back(reconcile, settled_after=settled_after, until=until)
         except ImkitError as unreadable:
             error.add_note(f"Read-back to check for delivery failed ({unreadable}); not sent again.")
             self.log.error(
                 "IMKIT %s %s: may have been delivered; read-back failed: %s", method, path, unreadable
             )
             raise error from unreadable
+        if found is UNSETTLED:
+            error.add_note(
+                "Not in the room yet, but IMKIT may still store it (the call's deadline ended "
+                "before the read-back settle window); not sent again."
+            )
+            self.log.error("IMKIT %s %s: %s; may still be stored: not sent again", method, path, error)
+            raise error
         if found is NOT_FOUND:
             self.log.warning("IMKIT %s %s: %s; read-back shows it was not stored", method, path, error)
             error.add_note("Read-back shows the request was not stored.")
@@ -269,6 +315,43 @@ class ImkitClient:
             "IMKIT %s %s: %s; recovered the stored result from the read-back", method, path, error
         )
         return found
+
+    def read_back(
+        self,
+        read: Callable[[], Any],
+        *,
+        settled_after: float,
+        until: float | None = None,
+        interval: float | None = None,
+    ) -> Any:
+        """
+        Read back until the result is found or its absence is settled (the settle rule).
+
+        ``read`` returns the stored result or :data:`NOT_FOUND`. The first read is made at
+        once; while it finds nothing and ``settled_after`` (a value of the client's
+        ``clock``, ``time.time()`` by default) has not passed, the room is read again every
+        ``interval`` seconds (default: a quarter of the window, at least 0.5 s), the last
+        time at or after ``settled_after``.
+
+        :return: the result, :data:`NOT_FOUND` when a read that started at or after
+            ``settled_after`` found nothing, or :data:`UNSETTLED` when ``until`` (a
+            ``time.monotonic()`` value) ends before such a read could be made.
+        :raises ImkitError: a read failed.
+        """
+        step = interval if interval is not None else max(0.5, (settled_after - self._clock()) / 4)
+        # The deadline on the same clock as the window (the one the injected sleep moves on).
+        end = None if until is None else self._clock() + (until - time.monotonic())
+        while True:
+            started = self._clock()
+            found = read()
+            if found is not NOT_FOUND or started >= settled_after:
+                return found
+            wait = min(step, settled_after - self._clock())
+            if end is not None and self._clock() + max(wait, 0.0) >= end:
+                return UNSETTLED
+            if wait > 0:
+                self.log.info("IMKIT read-back: not stored yet; reading again in %.1f s", wait)
+                self._sleep(wait)
 
     def _attempt(
         self,
@@ -311,6 +394,7 @@ class ImkitClient:
                     permanent=error.permanent,
                 ) from without_frames(exc)
             raise error from without_frames(exc)
+        self._note_server_time(response.headers.get("Date"))
         if 300 <= response.status_code <= 399:
             # Never follow: a redirect would carry the IM-API-KEY header to another URL.
             raise ImkitApiError(
@@ -342,6 +426,22 @@ class ImkitClient:
                 subject=subject,
             )
         return result
+
+    def _note_server_time(self, date: str | None) -> None:
+        if not date:
+            return
+        try:
+            server = email.utils.parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError, OverflowError):
+            return
+        self.server_time_offset = server - self._clock()
+
+    def server_time(self) -> float | None:
+        """IMKIT's time now (seconds since the epoch) as its last answer's ``Date`` header
+        told it (to the second, rounded down), or None before any answer had one. Deadlines
+        set on IMKIT's clock (an approval's) are judged by this, whatever this host's clock says."""
+        offset = self.server_time_offset
+        return None if offset is None else self._clock() + offset
 
     def _redact(self, text: str) -> str:
         key = self.settings.api_key

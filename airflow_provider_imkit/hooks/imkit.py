@@ -56,7 +56,10 @@ class ImkitHook(BaseHook):
     :param retry: a :class:`~airflow_provider_imkit.retry.RetryPolicy`, or an int as the
         shortcut for ``max_attempts``; replaces the connection's retry extras. Default: the
         extras, else 3 attempts with ``on_ambiguous="reconcile"``.
-    :param sleep: the function used to wait between attempts (tests inject a fake one).
+    :param sleep: the function used to wait between attempts and read-backs (default
+        ``time.sleep``; tests inject a fake one).
+    :param clock: the time in seconds since the epoch (default ``time.time``), by which the
+        read-back's settle window is measured (tests inject one that their ``sleep`` moves on).
     """
 
     conn_name_attr = "imkit_conn_id"
@@ -71,7 +74,8 @@ class ImkitHook(BaseHook):
         timeout: float | tuple[float, float] | None = None,
         deadline: float | None = None,
         retry: RetryPolicy | int | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__()
         self.imkit_conn_id = imkit_conn_id
@@ -80,6 +84,7 @@ class ImkitHook(BaseHook):
         self._deadline = deadline
         self._retry = RetryPolicy.coerce(retry)
         self._sleep = sleep
+        self._clock = clock
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
@@ -126,7 +131,7 @@ class ImkitHook(BaseHook):
     @cached_property
     def client(self) -> ImkitClient:
         """The client for this connection (pooled sessions, one per thread)."""
-        return ImkitClient(self.settings, log=self.log, sleep=self._sleep)
+        return ImkitClient(self.settings, log=self.log, sleep=self._sleep, clock=self._clock)
 
     def get_conn(self) -> Any:
         """Return this thread's pooled ``requests.Session``."""
@@ -214,18 +219,28 @@ class ImkitHook(BaseHook):
         message_type: str = "text",
         mentions: str | Iterable[str] | None = None,
         since_ms: int,
+        settled_after: float | None = None,
     ) -> dict[str, Any] | None:
         """
         Find a message in a room's history (``GET /rooms/{room}/messages/v3``): same sender,
         type, text and mentions, created at or after ``since_ms`` (ms since the epoch).
 
+        :param settled_after: seconds since the epoch before which IMKIT may still be storing
+            the message (the settle rule): while nothing is found the room is read again until
+            a read starts at or after it. None: one read decides.
         :return: the newest such message as the room lists it, or None when proven absent.
         :raises ImkitReadBackError: the room holds more than 500 messages since ``since_ms``
             (absence cannot be proven).
         :raises ImkitError: the room could not be read.
         """
         body = validation.message_body(room, sender, message, message_type, None, None, mentions)
-        return find_message(self.client, **message_fields(body), since_ms=since_ms)
+
+        def read() -> Any:
+            found = find_message(self.client, **message_fields(body), since_ms=since_ms)
+            return NOT_FOUND if found is None else found
+
+        found = self.client.read_back(read, settled_after=settled_after or 0.0)
+        return None if found is NOT_FOUND else found
 
     def send_batch(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -207,18 +208,24 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
             timeout_seconds=timeout,
             link=task_link(context),
         )
-        asked = self._ask(context, room, sender, text, approvers, subject)
-        asked_at = approval.created_ms(asked) or int(time.time() * 1000)
-        question = approval.Question(
+        draft = approval.Question(
             room=room,
             sender=sender,
             approvers=tuple(approvers),
             options=tuple(options),
+            message_id="",
+            asked_at_ms=0,
+            deadline_ms=None if timeout is None else int(timeout * 1000),
+            approve_options=tuple(approving),
+            default_option=default,
+        )
+        asked = self._ask(context, draft, text)
+        asked_at = approval.created_ms(asked) or int(time.time() * 1000)
+        question = dataclasses.replace(
+            draft,
             message_id=str(asked.get("_id")),
             asked_at_ms=asked_at,
             deadline_ms=None if timeout is None else asked_at + int(timeout * 1000),
-            approve_options=tuple(approving),
-            default_option=default,
         )
         self.log.info(
             "Asked in room %s (message %s); waiting for %s", room, question.message_id, ", ".join(approvers)
@@ -241,41 +248,47 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
             outcome = wait.run(hook.client)
         return self.execute_complete(context, {**outcome.to_event(), "question": question.to_json()})
 
-    def _ask(
-        self, context: Context, room: str, sender: str, text: str, approvers: list[str], subject: str
-    ) -> dict[str, Any]:
-        """Post the question; a later try of the task whose earlier try asked and did not
-        decide (the worker died while waiting, say) waits on that question instead."""
+    def _ask(self, context: Context, draft: Question, text: str) -> dict[str, Any]:
+        """Post the question (``draft``: as asked, its id and times not yet known). A later
+        try whose earlier try asked and nothing decided it yet (the worker died while waiting,
+        say) waits on that question instead; a decided one is never reused. The look is
+        made under the settle rule: an earlier try's post may still be being stored."""
         from airflow_provider_imkit import approval
-        from airflow_provider_imkit.delivery import deliver, earlier_try_since_ms
+        from airflow_provider_imkit.delivery import deliver, earlier_try
         from airflow_provider_imkit.exceptions import ImkitReadBackError
         from airflow_provider_imkit.hooks.imkit import ImkitHook
 
-        since = earlier_try_since_ms(context)
-        if since is not None:
+        earlier = earlier_try(context)
+        if earlier is not None:
             with ImkitHook(self.imkit_conn_id, retry=self.retry) as hook:
                 try:
                     found = approval.undecided_question(
-                        hook.client, room, sender, text, approvers, subject, since_ms=since
+                        hook.client,
+                        draft,
+                        text,
+                        since_ms=earlier.since_ms,
+                        settled_after=earlier.ended_by + hook.settings.retry.settle,
                     )
                 except ImkitReadBackError as exc:
                     self.log.warning("Could not look for an earlier try's question (%s): asking again", exc)
                     found = None
             if found is not None:
                 self.log.warning(
-                    "Earlier try asked in room %s (message %s), unanswered: waiting on it",
-                    room,
+                    "Earlier try asked in room %s (message %s), undecided: waiting on it",
+                    draft.room,
                     found.get("_id"),
                 )
                 return found
+        # Never read back for an earlier try's post here: a decided question of an earlier try
+        # has the same text, and taking it for this try's would reuse its answer.
         return deliver(
             imkit_conn_id=self.imkit_conn_id,
             retry=self.retry,
             timeout=None,
-            room=room,
-            sender=sender,
+            room=draft.room,
+            sender=draft.sender,
             message=text,
-            mentions=approvers,
+            mentions=list(draft.approvers),
         )
 
     # -- deciding -------------------------------------------------------------------------------
@@ -311,7 +324,8 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
             waited = max(0, (question.deadline_ms or question.asked_at_ms) - question.asked_at_ms) / 1000
             default = question.default_option
             approving = default in question.approve_options
-            self._tell(context, question, approval.timeout_text(subject, waited, default, approving))
+            said = approval.timeout_text(subject, waited, default, approving, question.message_id)
+            self._tell(context, question, said)
             if default is None:
                 raise ImkitApprovalTimeoutError(
                     f"No approver answered in room {question.room!r} within {approval.human_duration(waited)}"
@@ -319,7 +333,9 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
             result = self._result(approval.Outcome("chosen", chosen=default, at_ms=question.deadline_ms))
         else:
             approving = outcome.chosen in question.approve_options
-            said = approval.decision_text(subject, str(outcome.chosen), str(outcome.by), approving)
+            said = approval.decision_text(
+                subject, str(outcome.chosen), str(outcome.by), approving, question.message_id
+            )
             self._tell(context, question, said)
             result = self._result(outcome)
         self.log.info("Approval: %r chosen by %s", result["chosen"], result["by"] or "the timeout default")
@@ -360,9 +376,14 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
         }
 
     def _tell(self, context: Context, question: Question, text: str) -> None:
-        """Post a short note in the room; a failure is logged, the decision stands."""
-        from airflow_provider_imkit.delivery import deliver, earlier_try_since_ms
+        """Post a short note in the room; a failure is logged, the decision stands. A later try
+        (the same question reused) reads back first, from the question on: the note names its
+        question, so no other question's note can be taken for it."""
+        from airflow_provider_imkit.delivery import EarlierTry, deliver, earlier_try
 
+        earlier = earlier_try(context)
+        if earlier is not None:
+            earlier = EarlierTry(since_ms=question.asked_at_ms, ended_by=earlier.ended_by)
         try:
             deliver(
                 imkit_conn_id=self.imkit_conn_id,
@@ -371,7 +392,7 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
                 room=question.room,
                 sender=question.sender,
                 message=text,
-                earlier_try_since=earlier_try_since_ms(context),
+                earlier=earlier,
             )
         except ImkitError as exc:
             self.log.error("IMKIT: could not post the approval's outcome in room %r: %s", question.room, exc)

@@ -177,7 +177,7 @@ class ImkitSendMessageOperator(ImkitBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         # Imported when a task runs: DAG files import this module, and parses must stay cheap.
         from airflow_provider_imkit import validation
-        from airflow_provider_imkit.delivery import deliver, earlier_try_since_ms
+        from airflow_provider_imkit.delivery import deliver, earlier_try
 
         message = validation.rendered_message("message", self.message)
         return deliver(
@@ -194,7 +194,7 @@ class ImkitSendMessageOperator(ImkitBaseOperator):
             ensure_sender=self.ensure_sender,
             sender_nickname=self.sender_nickname,
             sender_avatar_url=self.sender_avatar_url,
-            earlier_try_since=earlier_try_since_ms(context),
+            earlier=earlier_try(context),
         )
 
 

@@ -11,6 +11,7 @@ import copy
 import json
 import math
 import os
+import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -93,6 +94,9 @@ class SandboxApp(Store):
         self.faults: dict[str, deque[Fault]] = {}
         self._windows: dict[str, tuple[int, int]] = {}
         self.auto_replies: list[AutoReply] = []
+        #: Work a ``store_late`` fault left for later: [reads left, action], and timers.
+        self._after_reads: list[list[Any]] = []
+        self._timers: list[threading.Timer] = []
 
     # -- the pipeline's steps -------------------------------------------------------------------
 
@@ -127,6 +131,34 @@ class SandboxApp(Store):
                 if queue:
                     return queue.popleft()
             return None
+
+    def later(self, action: Callable[[], Any], *, delay: float, reads: int) -> None:
+        """Run ``action`` after ``delay`` seconds (a timer thread), or, when ``reads`` > 0,
+        just before the ``reads``-th read of a room's messages from now."""
+        with self.lock:
+            if reads > 0:
+                self._after_reads.append([reads, action])
+                return
+            timer = threading.Timer(delay, action)
+            timer.daemon = True
+            self._timers.append(timer)
+            timer.start()
+
+    def cancel_later(self) -> None:
+        """Drop what :meth:`later` still holds (the sandbox stops or is reset)."""
+        with self.lock:
+            timers, self._timers, self._after_reads = self._timers, [], []
+        for timer in timers:
+            timer.cancel()
+
+    def _before_room_read(self) -> None:
+        with self.lock:
+            due = [entry for entry in self._after_reads if entry[0] <= 1]
+            self._after_reads = [entry for entry in self._after_reads if entry[0] > 1]
+            for entry in self._after_reads:
+                entry[0] -= 1
+        for _, action in due:
+            action()
 
     def clear_faults(self) -> None:
         with self.lock:
@@ -173,6 +205,7 @@ class SandboxApp(Store):
             self.clear_messages()
             self.records.clear()
             self.faults.clear()
+            self.cancel_later()
             self._windows.clear()
             self.auto_replies.clear()
 
@@ -321,6 +354,7 @@ class SandboxApp(Store):
         return ok(self.add_room(data.get("_id"), data.get("name"), members, data.get("roomType", "group")))
 
     def _room_history(self, room: str, params: dict[str, str]) -> Answer:
+        self._before_room_read()
         limit = min(_int_param(params, "limit", 20), MAX_HISTORY_LIMIT)
         field_name = params.get("timeRangeField", "updatedAt")
         if field_name not in TIME_RANGE_FIELDS:

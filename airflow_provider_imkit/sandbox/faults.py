@@ -46,6 +46,10 @@ class Exchange(Protocol):
     def process(self) -> Answer:
         """Run the request through the API (it may store a message); nothing is sent."""
 
+    def process_later(self, *, delay: float, reads: int) -> None:
+        """Run the request through the API later: after ``delay`` seconds, or (``reads`` > 0)
+        when a room's messages have been read ``reads`` times since; nothing is sent."""
+
     def reply(self, answer: Answer) -> None:
         """Send a JSON answer."""
 
@@ -70,8 +74,10 @@ class Fault:
     :param status: HTTP status for ``status``, ``html`` (default 502).
     :param body: body for ``status``: a dict (sent as JSON) or text.
     :param headers: extra response headers for ``status`` (e.g. ``Retry-After``).
-    :param delay: seconds for ``delay`` and ``trickle`` (per byte).
+    :param delay: seconds for ``delay``, ``trickle`` (per byte) and ``store_late``.
     :param rc: the envelope RC for ``rc_error``.
+    :param reads: for ``store_late``: store once the rooms' messages have been read this many
+        times since (a clock-free "later", for tests); 0 (default) waits ``delay`` seconds.
     """
 
     kind: str
@@ -80,6 +86,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     rc: int = 500
+    reads: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -88,6 +95,8 @@ class Fault:
             raise ValueError("a 'status' fault needs an integer 'status'")
         if not isinstance(self.delay, int | float) or self.delay < 0:
             raise ValueError("'delay' must be a non-negative number of seconds")
+        if not isinstance(self.reads, int) or self.reads < 0:
+            raise ValueError("'reads' must be a non-negative whole number")
 
     @classmethod
     def respond(
@@ -105,7 +114,7 @@ class Fault:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Fault:
         """Build a fault from the JSON accepted by ``POST /_sandbox/faults``."""
-        allowed = {"kind", "status", "body", "headers", "delay", "rc"}
+        allowed = {"kind", "status", "body", "headers", "delay", "rc", "reads"}
         unknown = set(data) - allowed
         if unknown:
             raise ValueError(f"unknown fault fields {sorted(unknown)}")
@@ -154,6 +163,21 @@ def _close_before(exchange: Exchange, fault: Fault) -> None:
 def _close_after(exchange: Exchange, fault: Fault) -> None:
     exchange.process()
     exchange.drop()
+
+
+@_kind(
+    "store_late",
+    "give no answer (or `status`, e.g. 504 as a proxy would), and store the message `delay` s "
+    "later (or after `reads` reads of a room): IMKIT storing after the client gave up",
+)
+def _store_late(exchange: Exchange, fault: Fault) -> None:
+    exchange.process_later(delay=fault.delay, reads=fault.reads)
+    if fault.status is None:
+        exchange.drop()
+    else:
+        exchange.send(
+            fault.status, _HTML_PAGE.format(status=fault.status).encode(), "text/html; charset=utf-8"
+        )
 
 
 @_kind("malformed_json", "answer 200 with a truncated JSON body; the request is not processed")

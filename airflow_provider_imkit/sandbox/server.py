@@ -133,6 +133,10 @@ class _Handler(BaseHTTPRequestHandler):
     def process(self) -> Answer:
         return self.server.app.handle(self.command, self.path, self.body)
 
+    def process_later(self, *, delay: float, reads: int) -> None:
+        command, path, body = self.command, self.path, self.body
+        self.server.app.later(lambda: self.server.app.handle(command, path, body), delay=delay, reads=reads)
+
     def reply(self, answer: Answer) -> None:
         self.send(answer.status, answer.encode(), JSON_TYPE, answer.headers)
 
@@ -255,6 +259,7 @@ class ImkitSandbox:
         if server is None:
             return
         server.shutdown()
+        server.app.cancel_later()
         server.drop_open_connections()
         server.server_close()  # joins the request threads (block_on_close)
         if thread is not None:

@@ -96,9 +96,14 @@ def test_approval_dag_approved(example_runs: ExampleRuns) -> None:
     ]
     assert "1. Approve" in question and "Deciding: @alice" in question
     assert example_runs.sandbox.received("finance-approvals")[0]["mentions"] == ["alice"]
+    question_id = example_runs.sandbox.received("finance-approvals")[0]["_id"]
     assert said[1:] == [
         ("alice", "Approve"),
-        ("airflow-bot", 'Approved by alice ("Approve"): Publish the finance report for 2026-01-02?'),
+        (
+            "airflow-bot",
+            'Approved by alice ("Approve"): Publish the finance report for 2026-01-02?\n'
+            f"Question: {question_id}",
+        ),
         ("airflow-bot", "Finance report for 2026-01-02 published (approved by alice)."),
     ]
     gate = example_runs.xcoms("example_imkit_approval")[("approval_gate", -1)]

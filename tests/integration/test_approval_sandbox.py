@@ -241,23 +241,94 @@ def gate_operator() -> Any:
     )
 
 
+TEXT = "Publish?\n\n1. Approve\n2. Reject\n\nReply with an option's name or number.\nDeciding: @alice"
+
+
+def draft(timeout_ms: int | None = None) -> Question:
+    """The question as the operator has it before asking (no id, no times yet)."""
+    return Question("ops", "bot", ("alice",), ("Approve", "Reject"), "", 0, deadline_ms=timeout_ms)
+
+
 def test_a_later_try_waits_on_the_earlier_tries_unanswered_question(sandbox: ImkitSandbox) -> None:
     """The worker died while waiting: the retry finds the question and asks nothing again."""
     op = gate_operator()
-    text = "Publish?\n\n1. Approve\n2. Reject\n\nReply with an option's name or number.\nDeciding: @alice"
-    first = op._ask({}, "ops", "bot", text, ["alice"], "Publish?")
-    sandbox.post_as("bob", "ops", "chatter")
-    again = op._ask(later_try_context(), "ops", "bot", text, ["alice"], "Publish?")
+    first = op._ask({}, draft(), TEXT)
+    sandbox.post_as("bob", "ops", "chatter")  # not an approver: decides nothing
+    sandbox.post_as("alice", "ops", "maybe later")  # not an option: decides nothing
+    again = op._ask(later_try_context(), draft(), TEXT)
     assert again["_id"] == first["_id"]
     assert sandbox.request_counts()["POST /messages"] == 1
 
 
-def test_a_cleared_task_whose_question_was_decided_asks_again(sandbox: ImkitSandbox) -> None:
+@pytest.mark.parametrize(
+    "decided_by",
+    ["the outcome note", "a counting reply, its note never posted", "its wait being over"],
+)
+def test_a_later_try_never_reuses_a_decided_question(sandbox: ImkitSandbox, decided_by: str) -> None:
+    """Cleared after a decision: the new try asks again (and so waits for a new answer)."""
     op = gate_operator()
-    text = "Publish?\n\n1. Approve\n2. Reject"
-    first = op._ask({}, "ops", "bot", text, ["alice"], "Publish?")
-    sandbox.post_as("alice", "ops", "Reject")
-    sandbox.post_as("bot", "ops", 'Rejected by alice ("Reject"): Publish?')
-    again = op._ask(later_try_context(), "ops", "bot", text, ["alice"], "Publish?")
+    timeout_ms = 1 if decided_by == "its wait being over" else 3_600_000  # the task's timeout
+    first = op._ask({}, draft(timeout_ms), TEXT)
+    if decided_by == "the outcome note":
+        sandbox.post_as("alice", "ops", "Reject")
+        sandbox.post_as("bot", "ops", f'Rejected by alice ("Reject"): Publish?\nQuestion: {first["_id"]}')
+    elif decided_by.startswith("a counting reply"):
+        sandbox.post_as("alice", "ops", "2")
+    else:
+        time.sleep(0.01)  # past its 1 ms wait (on IMKIT's clock: the same host here)
+    again = op._ask(later_try_context(), draft(timeout_ms), TEXT)
     assert again["_id"] != first["_id"]
-    assert [m["message"] for m in sandbox.received("ops")].count(text) == 2
+    assert [m["message"] for m in sandbox.received("ops")].count(TEXT) == 2
+
+
+def test_another_questions_outcome_note_does_not_decide_this_one(sandbox: ImkitSandbox) -> None:
+    """Try 1's note (same subject, same text) was posted; try 2's question is still open."""
+    op = gate_operator()
+    first = op._ask({}, draft(), TEXT)
+    sandbox.post_as("bot", "ops", f'Approved by alice ("Approve"): Publish?\nQuestion: {first["_id"]}')
+    second = op._ask(later_try_context(), draft(), TEXT)
+    assert second["_id"] != first["_id"]
+    third = op._ask(later_try_context(), draft(), TEXT)  # try 3: try 2's question is undecided
+    assert third["_id"] == second["_id"]
+
+
+def test_every_try_s_decision_is_acknowledged(sandbox: ImkitSandbox) -> None:
+    """Try 1 and try 2 each decided by 'Approve': two notes, one per question (the read-back
+    of try 2's note never takes try 1's identical-looking one for it)."""
+    from airflow_provider_imkit.approval import decision_text
+
+    op = gate_operator()
+    notes = []
+    for context in ({}, later_try_context()):
+        asked = op._ask(context, draft(), TEXT)
+        question = Question(
+            "ops", "bot", ("alice",), ("Approve", "Reject"), asked["_id"], asked["createdAtMS"]
+        )
+        sandbox.post_as("alice", "ops", "Approve")
+        note = decision_text("Publish?", "Approve", "alice", True, asked["_id"])
+        op._tell(context, question, note)
+        notes.append(note)
+    said = [m["message"] for m in sandbox.received("ops")]
+    assert said.count(TEXT) == 2 and all(said.count(note) == 1 for note in notes)
+    # The same note told again by a later try of that question is not posted twice.
+    op._tell(later_try_context(), question, notes[-1])
+    assert [m["message"] for m in sandbox.received("ops")].count(notes[-1]) == 1
+
+
+def test_a_host_clock_ahead_of_imkit_s_does_not_end_the_wait_early(sandbox: ImkitSandbox) -> None:
+    """The triggerer's clock is 60 s ahead of IMKIT's: a 30 s wait is judged on IMKIT's clock
+    (the Date header of each read), so the first read does not end it."""
+    from airflow_provider_imkit.approval import ApprovalWait
+
+    question = ask(sandbox, timeout_ms=30_000)
+
+    def ahead() -> float:
+        return time.time() + 60
+
+    wait = ApprovalWait(question, 10.0, clock=ahead)
+    with ImkitHook(clock=ahead) as hook:
+        step = wait.poll(hook.client)
+        assert step == 10.0  # not a timeout: wait again
+        sandbox.post_as("alice", "ops", "Approve")
+        outcome = wait.poll(hook.client)
+    assert not isinstance(outcome, float) and outcome.chosen == "Approve"

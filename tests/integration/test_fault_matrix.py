@@ -27,7 +27,7 @@ from airflow_provider_imkit.exceptions import (
 from airflow_provider_imkit.hooks.imkit import ImkitHook
 from airflow_provider_imkit.retry import RetryPolicy
 from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
-from tests.conftest import API_KEY, ROOT
+from tests.conftest import API_KEY, ROOT, FakeTime
 
 SEND: dict[str, Any] = {"room": "ops", "sender": "bot", "message": "fault matrix"}
 DOWN = {"RC": 503, "RM": "Service Unavailable"}
@@ -36,6 +36,10 @@ ERROR_500 = {"RC": 500, "RM": "Internal Server Error"}
 FAIL = {"retry": RetryPolicy(on_ambiguous="fail")}
 RESEND = {"retry": RetryPolicy(on_ambiguous="resend")}
 HISTORY = "/rooms/ops/messages/v3"
+
+
+#: The read-back's waits inside the settle window (10 s by default, read 5 times).
+SETTLE: list[tuple[float, float] | float] = [2.5, 2.5, 2.5, 2.5]
 
 
 def backoff(low: float, high: float) -> tuple[float, float]:
@@ -89,8 +93,16 @@ CASES = [
          faults=[(Fault("close_after"), 1)], hook=RESEND, note="posted twice: the at-least-once trade-off"),
     Case("closed after storing, reconcile (default): read-back finds it", None, 1, 1,
          faults=[(Fault("close_after"), 1)], note="the stored message is the result: exactly once"),
-    Case("closed before storing, reconcile (default): read-back proves it absent", None, 2, 1, [backoff(0.5, 1.0)],
-         faults=[(Fault("close_before"), 1)], note="sent again once"),
+    Case("closed before storing, reconcile (default): read-back proves it absent", None, 2, 1, [*SETTLE, backoff(0.5, 1.0)],
+         faults=[(Fault("close_before"), 1)], note="read for 10 s (the settle window), then sent again once"),
+    Case("no answer, stored late (read 3), reconcile (default)", None, 1, 1, [2.5, 2.5],
+         faults=[(Fault("store_late", reads=3), 1)], note="found inside the settle window: exactly once"),
+    Case("504 from a proxy, stored late (read 5), reconcile (default)", None, 1, 1, SETTLE,
+         faults=[(Fault("store_late", status=504, reads=5), 1)], note="found by the last read of the window"),
+    Case("no answer, stored late, deadline before the window ends", ImkitConnectionError, 1, 0, [2.5],
+         faults=[(Fault("store_late", reads=9), 1)], hook={"deadline": 3},
+         note="maybe_delivered=True: never sent again"),
+
     Case("closed after storing, reconcile, the room cannot be read", ImkitConnectionError, 1, 1, [backoff(0.1, 0.2)],
          faults=[(Fault("close_after"), 1)], read_faults=[(Fault.respond(500, ERROR_500), 2)],
          note="the ambiguous error, never a guess"),
@@ -130,7 +142,8 @@ def test_fault_matrix(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
             sandbox.inject(HISTORY, fault, times)
         error: Exception | None = None
         result = None
-        with ImkitHook(sleep=sleeps.append, **case.hook) as hook:
+        fake = FakeTime(sleeps)
+        with ImkitHook(sleep=fake.sleep, clock=fake.clock, **case.hook) as hook:
             try:
                 result = hook.send_message(**{**SEND, **case.send})
             except Exception as exc:

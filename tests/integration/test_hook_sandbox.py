@@ -20,13 +20,14 @@ from airflow_provider_imkit.hooks.imkit import ImkitHook
 from airflow_provider_imkit.operators.imkit import ImkitSendMessageOperator
 from airflow_provider_imkit.retry import RetryPolicy
 from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, FakeTime
 
 SEND: dict[str, Any] = {"room": "ops", "sender": "bot", "message": "hello"}
 
 
 def make_hook(sleeps: list[float], **kwargs: Any) -> ImkitHook:
-    return ImkitHook(sleep=sleeps.append, **kwargs)
+    fake = FakeTime(sleeps)
+    return ImkitHook(sleep=fake.sleep, clock=fake.clock, **kwargs)
 
 
 def test_cjk_and_emoji_round_trip_byte_exact(sandbox: ImkitSandbox, sleeps: list[float]) -> None:

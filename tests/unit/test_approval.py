@@ -149,13 +149,47 @@ def test_human_duration(seconds: float, words: str) -> None:
 
 def test_outcome_texts() -> None:
     assert (
-        approval.decision_text("Publish?", "Approve", "alice", True)
-        == 'Approved by alice ("Approve"): Publish?'
+        approval.decision_text("Publish?", "Approve", "alice", True, "q1")
+        == 'Approved by alice ("Approve"): Publish?\nQuestion: q1'
     )
-    assert approval.decision_text("Publish?", "Reject", "bob", False).startswith("Rejected by bob")
-    assert "The task fails" in approval.timeout_text("Publish?", 3600, None, False)
-    said = approval.timeout_text("Publish?", 3600, "Reject", False)
+    assert approval.decision_text("Publish?", "Reject", "bob", False, "q1").startswith("Rejected by bob")
+    assert "The task fails" in approval.timeout_text("Publish?", 3600, None, False, "q1")
+    said = approval.timeout_text("Publish?", 3600, "Reject", False, "q1")
     assert "No answer within 1 hour" in said and '"Reject"' in said and "does not go ahead" in said
+
+
+def test_an_outcome_note_names_its_own_question_only() -> None:
+    """Two tries asking the same question: each acknowledgement closes its own question."""
+    said = approval.decision_text("Publish?", "Approve", "alice", True, "q1")
+    assert approval.is_outcome_text(said, "q1")
+    assert not approval.is_outcome_text(said, "q2")
+    assert not approval.is_outcome_text(said, "q")  # no prefix match
+    assert approval.is_outcome_text(approval.timeout_text("Publish?", 60, None, False, "q2"), "q2")
+    assert not approval.is_outcome_text("Publish?\nQuestion: q1", "q1")  # not an outcome
+
+
+class _SkewedClient:
+    """A client whose last answer said IMKIT's time is ``server``."""
+
+    def __init__(self, server: float) -> None:
+        self.server = server
+
+    def server_time(self) -> float:
+        return self.server
+
+
+@pytest.mark.parametrize(
+    ("host", "server", "judged"),
+    [
+        (1000.0, 1000.4, 1000.0),  # agree (a Date is to the second): the host's finer clock
+        (1060.0, 1000.0, 1000.5),  # host 60 s ahead: IMKIT's time
+        (940.0, 1000.0, 1000.5),  # host 60 s behind: IMKIT's time
+    ],
+)
+def test_the_deadline_is_judged_on_imkit_s_clock(host: float, server: float, judged: float) -> None:
+    question = approval.Question("r", "bot", ("alice",), ("Approve",), "q", 0, deadline_ms=30_000)
+    wait = approval.ApprovalWait(question, 10.0, clock=lambda: host)
+    assert wait.server_now(_SkewedClient(server)) == judged  # type: ignore[arg-type]
 
 
 # -- which replies count -------------------------------------------------------------------------

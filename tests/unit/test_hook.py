@@ -22,7 +22,7 @@ from airflow_provider_imkit.exceptions import (
 )
 from airflow_provider_imkit.hooks.imkit import ImkitHook, path_segment
 from airflow_provider_imkit.retry import RetryPolicy
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, FakeTime
 
 BASE = "https://app.imkit.io"
 URL = f"{BASE}/messages"
@@ -34,9 +34,9 @@ def ok(result: object = MESSAGE) -> dict[str, object]:
 
 
 @pytest.fixture
-def hook(conn_env: Callable[..., None], fake_sleep: Callable[[float], None]) -> ImkitHook:
+def hook(conn_env: Callable[..., None], fake_time: FakeTime) -> ImkitHook:
     conn_env(host=BASE, password=API_KEY)
-    return ImkitHook(sleep=fake_sleep)
+    return ImkitHook(sleep=fake_time.sleep, clock=fake_time.clock)
 
 
 @responses.activate
@@ -162,14 +162,66 @@ def test_ambiguous_5xx_reconciled_by_default_found(hook: ImkitHook, status: int)
 
 
 @responses.activate
-def test_ambiguous_reconciled_absent_is_sent_again(hook: ImkitHook) -> None:
+def test_ambiguous_reconciled_absent_is_sent_again(hook: ImkitHook, sleeps: list[float]) -> None:
     responses.post(URL, status=502, body="bad gateway")
     responses.get(
         HISTORY, json=history(stored("m", sender="someone-else"), stored("m", messageType="announcement"))
     )
     responses.post(URL, json=ok())
     assert hook.send_message(room="ops", sender="bot", message="m") == MESSAGE
+    # The settle rule: absent only once a read 10 s after the failure finds nothing.
+    assert [c.request.method for c in responses.calls] == ["POST", *["GET"] * 5, "POST"]
+    assert sleeps[:4] == [2.5, 2.5, 2.5, 2.5] and len(sleeps) == 5
+
+
+@responses.activate
+def test_settle_window_finds_a_message_stored_late(hook: ImkitHook, sleeps: list[float]) -> None:
+    responses.post(URL, body=requests.exceptions.ReadTimeout("read timed out"))
+    responses.get(HISTORY, json=history())
+    responses.get(HISTORY, json=history())
+    responses.get(HISTORY, json=history(stored("m")))
+    sent = hook.send_message(room="ops", sender="bot", message="m")
+    assert sent["_id"] == "f" * 24  # the stored one
+    assert [c.request.method for c in responses.calls] == ["POST", "GET", "GET", "GET"]
+    assert sleeps == [2.5, 2.5]
+
+
+@responses.activate
+def test_500_answered_by_imkit_reads_back_once(hook: ImkitHook, sleeps: list[float]) -> None:
+    """IMKIT itself answered: nothing can still be storing, so one read decides."""
+    responses.post(URL, status=500, json={"RC": 500, "RM": "Internal error"})
+    responses.get(HISTORY, json=history())
+    responses.post(URL, json=ok())
+    assert hook.send_message(room="ops", sender="bot", message="m") == MESSAGE
     assert [c.request.method for c in responses.calls] == ["POST", "GET", "POST"]
+
+
+@responses.activate
+def test_deadline_inside_the_settle_window_never_resends(
+    conn_env: Callable[..., None], fake_time: FakeTime
+) -> None:
+    conn_env(host=BASE, password=API_KEY, extra={"deadline": 4})
+    responses.post(URL, body=requests.exceptions.ReadTimeout("read timed out"))
+    responses.get(HISTORY, json=history())
+    with pytest.raises(ImkitConnectionError) as info:
+        ImkitHook(sleep=fake_time.sleep, clock=fake_time.clock).send_message(
+            room="ops", sender="bot", message="m"
+        )
+    assert info.value.maybe_delivered is True
+    assert any("may still store it" in note for note in getattr(info.value, "__notes__", []))
+    assert [c.request.method for c in responses.calls] == ["POST", "GET", "GET"]
+
+
+@responses.activate
+def test_read_back_settle_extra(conn_env: Callable[..., None], fake_time: FakeTime) -> None:
+    conn_env(host=BASE, password=API_KEY, extra={"read_back_settle": 2})
+    responses.post(URL, body=requests.exceptions.ConnectionError("connection reset"))
+    responses.get(HISTORY, json=history())
+    responses.post(URL, json=ok())
+    hook = ImkitHook(sleep=fake_time.sleep, clock=fake_time.clock)
+    assert hook.settings.retry.settle == 2
+    assert hook.send_message(room="ops", sender="bot", message="m") == MESSAGE
+    assert fake_time.sleeps[:4] == [0.5, 0.5, 0.5, 0.5]
 
 
 @responses.activate
@@ -184,13 +236,11 @@ def test_ambiguous_read_back_impossible_raises_the_ambiguous_error(hook: ImkitHo
 
 
 @responses.activate
-def test_ambiguous_retried_when_opted_in(
-    conn_env: Callable[..., None], fake_sleep: Callable[[float], None]
-) -> None:
+def test_ambiguous_retried_when_opted_in(conn_env: Callable[..., None], fake_time: FakeTime) -> None:
     conn_env(host=BASE, password=API_KEY, extra={"retry_on_ambiguous": True})
     responses.post(URL, status=502, body="<html>bad gateway</html>")
     responses.post(URL, json=ok())
-    assert ImkitHook(sleep=fake_sleep).send_message(room="ops", sender="bot", message="m") == MESSAGE
+    assert ImkitHook(sleep=fake_time.sleep).send_message(room="ops", sender="bot", message="m") == MESSAGE
     assert len(responses.calls) == 2
 
 

@@ -16,7 +16,7 @@ from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_imkit.notifications.default_message import default_message, event_of
 from airflow_provider_imkit.notifications.imkit import ImkitNotifier, send_imkit_notification
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, FakeTime
 
 URL = "https://app.imkit.io/messages"
 RESULT = {"_id": "b" * 24, "room": "alerts", "message": "x", "messageType": "text", "sender": "bot"}
@@ -245,15 +245,19 @@ def test_outage_logs_one_error_and_does_not_raise(
     assert len(imkit.calls) == 3 and notifier.result is None
 
 
-def test_ambiguous_failures_are_reconciled_by_default(imkit: responses.RequestsMock) -> None:
-    """A 502 after which the alert may be stored: read back, absent, sent again (once)."""
+def test_ambiguous_failures_are_reconciled_by_default(
+    imkit: responses.RequestsMock, fake_client_time: FakeTime
+) -> None:
+    """A 502 after which the alert may be stored: read back through the settle window (five
+    reads over 10 s), absent, sent again (once)."""
     imkit.post(URL, status=502, body="bad gateway")
     history = {"totalCount": 0, "data": [], "userDeletedIDs": [], "inspect": {}}
     imkit.get("https://app.imkit.io/rooms/alerts/messages/v3", json={"RC": 0, "RM": "OK", "result": history})
     imkit.post(URL, json={"RC": 0, "RM": "OK", "result": RESULT})
     notifier = ImkitNotifier(room="alerts", sender="bot")
     notifier(full_context())
-    assert [c.request.method for c in imkit.calls] == ["POST", "GET", "POST"] and notifier.result == RESULT
+    assert [c.request.method for c in imkit.calls] == ["POST", *["GET"] * 5, "POST"]
+    assert notifier.result == RESULT and fake_client_time.sleeps[:4] == [2.5] * 4
 
 
 def test_alert_text_is_redacted(imkit: responses.RequestsMock) -> None:

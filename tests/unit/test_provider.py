@@ -71,7 +71,15 @@ def test_airflow_discovers_the_provider_and_its_form(tmp_path: Path) -> None:
         "airflow_provider_imkit.hooks.imkit.ImkitHook",
         "IMKIT",
     )
-    names = {"timeout", "max_attempts", "on_ambiguous", "retry_on_ambiguous", "proxy", "verify"}
+    names = {
+        "timeout",
+        "max_attempts",
+        "on_ambiguous",
+        "read_back_settle",
+        "retry_on_ambiguous",
+        "proxy",
+        "verify",
+    }
     assert {w.removeprefix("extra__imkit__") for w in found["widgets"]} == names
     assert found["behaviour"]["relabeling"] == {"host": "Base URL", "password": "API key"}
     assert set(found["behaviour"]["hidden_fields"]) == {"login", "schema", "port"}
