@@ -15,20 +15,37 @@ newest="$(scripts/airflow-versions.sh newest)"
 # deployment's servers, so the end-to-end groups overlap with the rest of the suite.
 # --dist loadgroup keeps each group (one module's or the session's DAG runs) in one worker.
 xdist=(-n "${IMKIT_PYTEST_WORKERS:-2}" --dist loadgroup)
+failures=()
+run_pytest() {  # run_pytest VERSION PYTHON [pytest args...]: record a failure, go on
+    local version="$1" python="$2"
+    shift 2
+    echo "==> pytest on Airflow $version" >&2
+    "$python" -m pytest "${xdist[@]}" "$@" || failures+=("pytest on Airflow $version (exit $?)")
+}
+
 scripts/setup-venv.sh .venv "$newest"
 echo "==> ruff" >&2
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
+.venv/bin/ruff check . || failures+=("ruff check")
+.venv/bin/ruff format --check . || failures+=("ruff format")
 echo "==> mypy" >&2
-.venv/bin/mypy
-echo "==> pytest on Airflow $newest" >&2
-.venv/bin/python -m pytest "${xdist[@]}" "$@"
+.venv/bin/mypy || failures+=("mypy")
+run_pytest "$newest" .venv/bin/python "$@"
 
 if [ "${IMKIT_SKIP_AIRFLOW2:-0}" != "1" ]; then
     for version in $(scripts/airflow-versions.sh); do
         [ "$version" = "$newest" ] && continue
-        scripts/setup-venv.sh ".venv-airflow-$version" "$version"
-        echo "==> pytest on Airflow $version" >&2
-        ".venv-airflow-$version/bin/python" -m pytest "${xdist[@]}" "$@"
+        if scripts/setup-venv.sh ".venv-airflow-$version" "$version"; then
+            run_pytest "$version" ".venv-airflow-$version/bin/python" "$@"
+        else
+            failures+=("setting up Airflow $version")
+        fi
     done
 fi
+
+# Every pass runs even after one fails; the failures are listed together at the end.
+if [ "${#failures[@]}" -gt 0 ]; then
+    echo "==> FAILED:" >&2
+    printf '    %s\n' "${failures[@]}" >&2
+    exit 1
+fi
+echo "==> all passes green" >&2

@@ -97,6 +97,8 @@ class SandboxApp(Store):
         #: Work a ``store_late`` fault left for later: [reads left, action], and timers.
         self._after_reads: list[list[Any]] = []
         self._timers: list[threading.Timer] = []
+        #: Set by ImkitSandbox.release(): ``hold`` faults answer then.
+        self.released = threading.Event()
 
     # -- the pipeline's steps -------------------------------------------------------------------
 

@@ -46,6 +46,9 @@ class Exchange(Protocol):
     def process(self) -> Answer:
         """Run the request through the API (it may store a message); nothing is sent."""
 
+    def wait_for_release(self, timeout: float) -> None:
+        """Block until the sandbox's held answers are released (or ``timeout`` seconds)."""
+
     def process_later(self, *, delay: float, reads: int) -> None:
         """Run the request through the API later: after ``delay`` seconds, or (``reads`` > 0)
         when a room's messages have been read ``reads`` times since; nothing is sent."""
@@ -151,6 +154,12 @@ def _status(exchange: Exchange, fault: Fault) -> None:
 @_kind("delay", "wait `delay` seconds, then answer normally")
 def _delay(exchange: Exchange, fault: Fault) -> None:
     time.sleep(fault.delay)
+    exchange.reply(exchange.process())
+
+
+@_kind("hold", "hold the answer until released (`ImkitSandbox.release()`), at most `delay` s, then answer")
+def _hold(exchange: Exchange, fault: Fault) -> None:
+    exchange.wait_for_release(fault.delay)
     exchange.reply(exchange.process())
 
 

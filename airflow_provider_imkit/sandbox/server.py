@@ -133,6 +133,9 @@ class _Handler(BaseHTTPRequestHandler):
     def process(self) -> Answer:
         return self.server.app.handle(self.command, self.path, self.body)
 
+    def wait_for_release(self, timeout: float) -> None:
+        self.server.app.released.wait(timeout)
+
     def process_later(self, *, delay: float, reads: int) -> None:
         command, path, body = self.command, self.path, self.body
         self.server.app.later(lambda: self.server.app.handle(command, path, body), delay=delay, reads=reads)
@@ -259,6 +262,7 @@ class ImkitSandbox:
         if server is None:
             return
         server.shutdown()
+        server.app.released.set()
         server.app.cancel_later()
         server.drop_open_connections()
         server.server_close()  # joins the request threads (block_on_close)
@@ -353,6 +357,10 @@ class ImkitSandbox:
     def clear_faults(self) -> None:
         """Forget every scripted fault not yet used."""
         self.app.clear_faults()
+
+    def release(self) -> None:
+        """Let every answer a ``hold`` fault holds (and every later one) go."""
+        self.app.released.set()
 
     def flush_batches(self) -> None:
         """Deliver every queued ``POST /messages/batch`` now."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -273,29 +272,26 @@ def test_alert_text_is_redacted(imkit: responses.RequestsMock) -> None:
 
 
 def test_async_notify_does_not_block_the_event_loop(conn_env: Callable[..., None]) -> None:
-    """The blocking send runs in a thread: a ticker on the loop keeps ticking meanwhile."""
+    """By construction, not by timing: the server holds its answer until a coroutine on the
+    loop releases it. Were the send run on the loop, that coroutine could not run while the
+    send waits: the send would end by the hold's cap first, and the check below would fail."""
     from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
 
     with ImkitSandbox(api_key=API_KEY, rooms=["alerts"], users=["bot"]) as sandbox:
         conn_env(host=sandbox.url, password=API_KEY)
-        sandbox.inject("/messages", Fault("delay", delay=0.3))
+        sandbox.inject("/messages", Fault("hold", delay=20))
         notifier = ImkitNotifier(room="alerts", sender="bot", message="deadline missed")
 
-        async def main() -> list[float]:
-            ticks: list[float] = []
+        async def main() -> bool:
+            send = asyncio.create_task(notifier.async_notify({}))
+            while not sandbox.request_counts().get("POST /messages"):
+                await asyncio.sleep(0.005)  # the loop runs: the request is held at the server
+            held = not send.done()
+            sandbox.release()
+            await send
+            return held
 
-            async def ticker() -> None:
-                while True:
-                    ticks.append(time.monotonic())
-                    await asyncio.sleep(0.01)
-
-            tick_task = asyncio.create_task(ticker())
-            await notifier.async_notify({})
-            tick_task.cancel()
-            return ticks
-
-        ticks = asyncio.run(main())
-        assert len(ticks) >= 10  # the loop ran while the 0.3 s send was in flight
+        assert asyncio.run(main()) is True  # the loop went on while the send was held
         assert [m["message"] for m in sandbox.received("alerts")] == ["deadline missed"]
 
 

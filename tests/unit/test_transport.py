@@ -61,14 +61,13 @@ def test_each_read_stops_at_the_deadline(trickle_server: tuple[int, threading.Ev
     port, _ = trickle_server
     session = requests.Session()
     session.mount("http://", transport.DeadlineAdapter(max_retries=0))
-    started = time.monotonic()
     with (
-        pytest.raises(requests.exceptions.RequestException),
+        pytest.raises(requests.exceptions.ReadTimeout),
         transport.deadline(time.monotonic() + 0.3),
     ):
-        # A read timeout of 5 s per recv would never fire: bytes keep coming.
+        # A read timeout of 5 s per recv can never fire: a byte comes every 0.05 s. The
+        # timeout raised can only be the deadline's (no timing assertion needed).
         session.get(f"http://127.0.0.1:{port}/", timeout=(1, 5))
-    assert time.monotonic() - started < 3
     session.close()
 
 
