@@ -149,6 +149,16 @@ ALERTS_OPTIONS: dict[str, tuple[str, str]] = {
         "Alerts waiting to be sent at most; beyond it new ones are dropped and counted.",
     ),
     "alerts_flush_timeout": ("10", "Seconds a stopping component waits for its queued alerts to be sent."),
+    "alerts_sweep_interval": (
+        "60",
+        "Seconds between two sweeps of each scheduler for run alerts that no process decided or "
+        "sent (a process that died in between); the first sweep runs when the scheduler starts.",
+    ),
+    "alerts_sweep_lookback": (
+        "3600",
+        "How far back (seconds) a sweep looks for finished runs whose alert was never decided; "
+        "runs that ended earlier, or before the plugin was first on, are left alone.",
+    ),
 }
 
 

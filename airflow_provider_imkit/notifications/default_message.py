@@ -18,6 +18,7 @@ MAX_ERROR_CHARS = 300
 
 _FAILED = {"failed", "upstream_failed", "removed"}
 _RETRY = {"up_for_retry", "up_for_reschedule"}
+_STARTED = {"running", "queued", "scheduled", "deferred", "restarting"}
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -63,20 +64,33 @@ def where_the_error_is(log_url: Any) -> str:
 
 
 def event_of(context: Mapping[str, Any]) -> str:
-    """``deadline``, ``failed``, ``retry``, ``succeeded`` or ``finished``, from the context."""
+    """
+    What happened, from the context of the callback the notifier sits in: ``deadline`` (a
+    Deadline Alert), ``sla`` (an Airflow 2 ``sla_miss_callback``), ``retry``, ``failed``,
+    ``skipped``, ``succeeded``, ``started`` (``on_execute_callback``: the task is running),
+    else ``finished``. The task's state decides before the run's (a task callback sees a
+    running run).
+    """
     if _get(context, "deadline") is not None:
         return "deadline"  # a Deadline Alert (Airflow 3.1+): the run is late, whatever its state
+    if _get(context, "slas") is not None:
+        return "sla"
     ti = _get(context, "ti") or _get(context, "task_instance")
-    states = [_state(_get(ti, "state")), _state(_get(_get(context, "dag_run"), "state"))]
-    for state in states:
+    run_state = _state(_get(_get(context, "dag_run"), "state"))
+    ti_state = _state(_get(ti, "state"))
+    for state in (ti_state, run_state):
         if state in _RETRY:
             return "retry"
         if state in _FAILED:
             return "failed"
+    if ti_state == "skipped":
+        return "skipped"
     if _get(context, "exception") is not None:
         return "failed"
-    if "success" in states:
+    if "success" in (ti_state, run_state):
         return "succeeded"
+    if ti_state in _STARTED:
+        return "started"
     return "finished"
 
 
@@ -101,6 +115,8 @@ def default_message(context: Mapping[str, Any]) -> str:
     duration = _get(ti, "duration")
 
     event = event_of(context)
+    if event == "sla":
+        return _sla_message(context, dag_id)
     # DAG-level callbacks carry a "reason" (task_failure, success...); task-level ones do not.
     reason = _get(context, "reason")
     dag_level = reason is not None or event == "deadline"
@@ -109,6 +125,8 @@ def default_message(context: Mapping[str, Any]) -> str:
         "failed": f"❌ Airflow {what} failed",
         "retry": f"🔁 Airflow {what} failed and will be retried",
         "succeeded": f"✅ Airflow {what} succeeded",
+        "skipped": f"⏭️ Airflow {what} skipped",
+        "started": f"▶️ Airflow {what} started",
         "finished": f"ℹ️ Airflow {what} finished",
         "deadline": f"⏰ Airflow {what} missed its deadline",
     }[event]
@@ -140,4 +158,22 @@ def default_message(context: Mapping[str, Any]) -> str:
         lines.append(f"Deadline: {deadline_time}")
     if isinstance(log_url, str) and log_url and not (dag_level and event == "succeeded"):
         lines.append(f"Log: {log_url}")
+    return "\n".join(lines)
+
+
+def _sla_message(context: Mapping[str, Any], dag_id: Any) -> str:
+    """An Airflow 2 ``sla_miss_callback``: the DAG, and the tasks that missed their SLA."""
+    lines = [f"⏱️ Airflow DAG {dag_id or '(unknown DAG)'} missed an SLA"]
+    if dag_id:
+        lines.append(f"DAG: {dag_id}")
+    missed = []
+    for sla in _get(context, "slas") or []:
+        task_id = _get(sla, "task_id")
+        if task_id and task_id not in missed:
+            missed.append(str(task_id))
+    if missed:
+        lines.append(f"Tasks: {', '.join(missed)}")
+    blocking = _get(context, "blocking_task_list")
+    if isinstance(blocking, str) and blocking.strip():
+        lines.append(f"Blocking: {blocking.strip()}")
     return "\n".join(lines)

@@ -6,6 +6,11 @@ DAG processor one per broken DAG file (and "fixed"), workers per failed or retri
 asked to. Listener hooks only enqueue; a background sender does the work (history queries,
 the send through the hook's one request path). Nothing in here may break or slow Airflow:
 every exception is caught and logged once.
+
+Run alerts go through the alert ledger (plugins/ledger.py, in the metadata database): each is
+decided once, whichever process is handed the run and however often; and each scheduler
+sweeps the runs that finished in the last ``alerts_sweep_lookback`` seconds for alerts never
+decided or never sent (a process that died in between), every ``alerts_sweep_interval``.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ import atexit
 import contextlib
 import logging
 import os
+import sys
 import threading
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -27,7 +35,9 @@ from airflow_provider_imkit import log_masking
 from airflow_provider_imkit.notifications.default_message import SEE_THE_TASK_LOG, first_line
 from airflow_provider_imkit.plugins import history
 from airflow_provider_imkit.plugins.config import AlertsConfig, AlertsConfigError, alerts_config
+from airflow_provider_imkit.plugins.ledger import Entry, Ledger, owner_alive
 from airflow_provider_imkit.plugins.sender import BackgroundSender
+from airflow_provider_imkit.version_compat import AIRFLOW_V_3_0_PLUS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,17 +48,36 @@ log = logging.getLogger(__name__)
 FIXED_CHECK_SECONDS = 15.0
 #: The error line a failed task leaves for the scheduler's run alert (an XCom of the task).
 ERROR_XCOM_KEY = "imkit_alerts_error"
+#: Sends of one alert before it is given up (marked ``failed`` in the ledger).
+MAX_SEND_ATTEMPTS = 5
+#: A pending alert of this very process is tried again this long after its last attempt (s).
+RETRY_PENDING_AFTER = 60.0
+#: Margin over a send's deadline and settle window before a live process's alert is taken over (s).
+TAKE_OVER_MARGIN = 60.0
+#: Decisions older than this are forgotten by the sweep (s): longer than any failure streak
+#: whose "still failing" notices matter.
+LEDGER_KEEP_SECONDS = 30 * 86400.0
+#: How long the read-back before a retried alert looks before its decision (ms), for clocks.
+ALERT_CLOCK_SKEW_MS = 30_000
 
 
 class Alerts:
     """The listener object: one per process, configured once from ``[imkit]``."""
 
-    def __init__(self, get: Callable[[str], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        get: Callable[[str], str | None] | None = None,
+        ledger: Ledger | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._get = get
         self._config: AlertsConfig | None = None
         self._loaded = False
         self._broken_files: dict[str, str] = {}
         self.sender = BackgroundSender()
+        self.ledger = ledger or Ledger()
+        self._clock = clock
+        self._sweeping = False
 
     # -- configuration, never raising --------------------------------------------------------
 
@@ -83,9 +112,20 @@ class Alerts:
     # -- listener hooks (enqueue only) ---------------------------------------------------------
 
     @hookimpl
+    def on_starting(self, component: Any) -> None:
+        """A scheduler starts: sweep for alerts a stopped process decided and never sent (or never
+        decided), then every ``alerts_sweep_interval`` seconds."""
+        try:
+            if _is_scheduler(sys.argv) and self.config is not None:
+                self.start_sweeping(self.config)
+        except Exception:
+            log.exception("IMKIT alerts: the sweep could not start (Airflow carries on)")
+
+    @hookimpl
     def on_dag_run_failed(self, dag_run: Any, msg: str) -> None:
         self._guarded(
-            "dag_run_failed", lambda config: partial(self._failed_run, config, **_run_facts(dag_run))
+            "dag_run_failed",
+            lambda config: partial(self._failed_run, config, reason=msg, **_run_facts(dag_run)),
         )
 
     @hookimpl
@@ -160,13 +200,18 @@ class Alerts:
         logical_date: Any,
         end: datetime,
         tags: list[str] | None,
+        reason: str | None = None,
     ) -> None:
+        """Decide a failed run's alert once (the ledger), then send it."""
         room = _room(config, "dag_run_failed", dag_id, tags)
-        if room is None:
-            return
+        if room is None or self.ledger.entry(dag_id, run_id, "failed") is not None:
+            return  # not wanted, or decided already (Airflow called twice, another scheduler)
         streak = history.failure_streak(_earlier_runs(dag_id, run_id, end))
-        notice = history.failure_notice(streak, end, config.repeat_interval)
+        alerted = self.ledger.entries(dag_id, [run.run_id for run in streak], "failed")
+        notices = [run.end for run in streak if _announced(alerted.get(run.run_id))]
+        notice = history.failure_notice(notices, end, config.repeat_interval)
         link = _run_link(dag_id, run_id)
+        text = ""
         if notice == "full":
             failed, error = _failed_tasks(dag_id, run_id)
             text = history.failed_run_text(
@@ -176,10 +221,11 @@ class Alerts:
                 failed_tasks=failed,
                 error=error,
                 link=link,
+                reason=reason,
             )
-            self._send(config, room, text)
         elif notice == "repeat":
-            self._send(config, room, history.still_failing_text(dag_id, len(streak) + 1, streak[0], link))
+            text = history.still_failing_text(dag_id, len(streak) + 1, streak[0].end, link)
+        self._decide(config, Entry(dag_id, run_id, "failed", notice or "none", "pending", room, text))
 
     def _succeeded_run(
         self,
@@ -191,16 +237,138 @@ class Alerts:
         end: datetime,
         tags: list[str] | None,
     ) -> None:
-        room, link = _room(config, event, dag_id, tags), _run_link(dag_id, run_id)
-        if room is None:
+        """Decide a successful run's notice once: "recovered" after failures that were
+        announced (earlier runs, or this very run before it was cleared), or the success."""
+        room = _room(config, event, dag_id, tags)
+        kind = "success" if event == "dag_run_success" else "recovered"
+        if room is None or self.ledger.entry(dag_id, run_id, kind) is not None:
             return
-        if event == "dag_run_success":
-            self._send(config, room, f"✅ Airflow DAG {dag_id} run succeeded\nRun: {run_id}")
+        if kind == "success":
+            text = f"✅ Airflow DAG {dag_id} run succeeded\nRun: {run_id}"
+            self._decide(config, Entry(dag_id, run_id, kind, "success", "pending", room, text))
             return
         streak = history.failure_streak(_earlier_runs(dag_id, run_id, end))
-        if streak:
-            down = (end - streak[0]).total_seconds()
-            self._send(config, room, history.recovered_text(dag_id, len(streak), down, link))
+        alerted = self.ledger.entries(dag_id, [run.run_id for run in streak], "failed")
+        own = self.ledger.entry(dag_id, run_id, "failed")  # this run failed, then was cleared
+        failures = [run.end for run in streak] + ([_utc(own.decided_at)] if own is not None else [])
+        if not (any(_announced(e) for e in alerted.values()) or _announced(own)):
+            self._decide(config, Entry(dag_id, run_id, kind, "none", "pending", room, ""))
+            return
+        down = (end - min(failures)).total_seconds()
+        text = history.recovered_text(dag_id, len(failures), down, _run_link(dag_id, run_id))
+        self._decide(config, Entry(dag_id, run_id, kind, "recovered", "pending", room, text))
+
+    def _decide(self, config: AlertsConfig, entry: Entry) -> None:
+        """Record the decision in the ledger; the process whose record it is sends it."""
+        if not entry.text:
+            entry = Entry(entry.dag_id, entry.run_id, entry.kind, entry.notice, "skipped", entry.room)
+        claimed = self.ledger.claim(entry)
+        if claimed is not None and claimed.state == "pending":
+            self._deliver(config, claimed)
+
+    def _deliver(self, config: AlertsConfig, entry: Entry, *, read_back: bool = False) -> None:
+        """Send a pending alert, taken for this attempt in the ledger (no other process sends
+        it meanwhile). ``read_back``: an earlier attempt (maybe of a process that died) may have
+        posted it: read the room first, under the settle rule from that attempt's end."""
+        from airflow_provider_imkit.exceptions import ImkitError
+        from airflow_provider_imkit.hooks.imkit import ImkitHook
+
+        earlier = entry.attempt_at
+        taken = self.ledger.attempt(entry)
+        if taken is None:
+            return  # another process took it meanwhile
+        mentions = list(config.mentions) or None
+        try:
+            with ImkitHook(config.conn_id) as hook:
+                found = None
+                if read_back:
+                    settings = hook.settings
+                    # That attempt ended by its deadline, or when its process died (before now).
+                    ended_by = min(self._clock(), (earlier or entry.decided_at) + settings.deadline)
+                    found = hook.find_message(
+                        room=entry.room,
+                        sender=config.sender,
+                        message=entry.text,
+                        mentions=mentions,
+                        since_ms=int(entry.decided_at * 1000) - ALERT_CLOCK_SKEW_MS,
+                        settled_after=ended_by + settings.retry.settle,
+                    )
+                    if found is not None:
+                        log.info("IMKIT alerts: %s alert of %s was posted already", entry.kind, entry.run_id)
+                message = found or hook.send_message(
+                    room=entry.room, sender=config.sender, message=entry.text, mentions=mentions
+                )
+        except ImkitError as exc:
+            given_up = taken.attempts >= MAX_SEND_ATTEMPTS or not getattr(exc, "transient", True)
+            self.ledger.finish(taken, "failed" if given_up else "pending", error=str(exc))
+            log.error(
+                "IMKIT alerts: the %s alert of %s %s was not sent (%s)%s",
+                entry.kind,
+                entry.dag_id,
+                entry.run_id,
+                exc,
+                "; giving up" if given_up else "; a scheduler's sweep tries again",
+            )
+            return
+        self.ledger.finish(taken, "sent", message_id=str(message.get("_id") or "") or None)
+
+    # -- the sweep: the ledger as an outbox ---------------------------------------------------------
+
+    def start_sweeping(self, config: AlertsConfig) -> None:
+        """Sweep now (in the sender thread) and every ``config.sweep_interval`` seconds."""
+        if self._sweeping:
+            return
+        self._sweeping = True
+
+        def tick() -> None:
+            self.sender.submit(lambda: self.sweep(config))
+            timer = threading.Timer(config.sweep_interval, tick)
+            timer.daemon = True
+            timer.start()
+
+        tick()
+
+    def sweep(self, config: AlertsConfig) -> None:
+        """
+        Decide and send what no process did: runs finished in the last
+        ``config.sweep_lookback`` seconds (and since the ledger was started) with no decision,
+        and decisions still pending whose process died or gave up for now. Safe to run in any
+        number of processes at once: the ledger lets one of them have each alert.
+        """
+        now = self._clock()
+        since = max(self.ledger.since(), now - config.sweep_lookback)
+        runs = _finished_runs(_utc(since))
+        wanted = [
+            (run, kind)
+            for run in runs
+            for kind in (("failed",) if run.state == "failed" else ("recovered", "success"))
+        ]
+        decided = self.ledger.decided((run.dag_id, run.run_id, kind) for run, kind in wanted)
+        for run, kind in wanted:
+            if (run.dag_id, run.run_id, kind) in decided:
+                continue
+            facts = {"dag_id": run.dag_id, "run_id": run.run_id, "logical_date": run.logical_date}
+            facts.update(end=run.end, tags=None)
+            if kind == "failed":
+                self._failed_run(config, **facts)
+            else:
+                event = "dag_run_success" if kind == "success" else "dag_run_recovered"
+                if event in config.events:
+                    self._succeeded_run(config, event, **facts)
+        for entry in self.ledger.pending():
+            if self._may_take(entry, now):
+                self._deliver(config, entry, read_back=True)
+        self.ledger.prune(now - LEDGER_KEEP_SECONDS)
+
+    def _may_take(self, entry: Entry, now: float) -> bool:
+        """Whether a sweep here may send a pending alert: its own after a pause, a dead
+        process's on this host at once, any other's once it cannot be sending it any more."""
+        last = entry.attempt_at or entry.decided_at
+        if entry.owner == self.ledger.owner:
+            return entry.attempt_at is None or now - last >= RETRY_PENDING_AFTER
+        if owner_alive(entry.owner) is False:
+            return True
+        return now - last >= 120.0 + 10.0 + TAKE_OVER_MARGIN  # the default deadline and settle
 
     def _task_event(
         self,
@@ -264,6 +432,20 @@ class Alerts:
 # -- reading Airflow's metadata (in the sender thread) -------------------------------------------
 
 
+def _announced(entry: Entry | None) -> bool:
+    """Whether a ledger entry is a failure notice that was (or is being) posted."""
+    return entry is not None and entry.notice in ("full", "repeat") and entry.state in ("pending", "sent")
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _is_scheduler(argv: list[str]) -> bool:
+    """Whether this process is ``airflow scheduler`` (where the sweep runs)."""
+    return bool(argv) and os.path.basename(argv[0]) == "airflow" and "scheduler" in argv[1:2]
+
+
 def _airflow_conf(key: str) -> str | None:
     from airflow.configuration import conf
 
@@ -317,13 +499,47 @@ def _earlier_runs(dag_id: str, run_id: str, end: datetime) -> list[history.Earli
 
     with create_session() as session:
         rows = session.execute(
-            select(DagRun.state, DagRun.end_date)
+            select(DagRun.state, DagRun.end_date, DagRun.run_id)
             .where(DagRun.dag_id == dag_id, DagRun.run_id != run_id, DagRun.end_date.is_not(None))
             .where(DagRun.end_date <= end, DagRun.state.in_(("success", "failed")))
             .order_by(DagRun.end_date.desc())
             .limit(500)
         ).all()
-    return [history.EarlierRun(str(getattr(state, "value", state)), ended) for state, ended in rows]
+    return [
+        history.EarlierRun(str(getattr(state, "value", state)), ended, str(other))
+        for state, ended, other in rows
+    ]
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    dag_id: str
+    run_id: str
+    state: str
+    logical_date: Any
+    end: datetime
+
+
+def _finished_runs(since: datetime) -> list[FinishedRun]:
+    """Runs that ended failed or successful since ``since`` (the sweep's window), oldest first."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    # Airflow 3 calls the column logical_date; Airflow 2, execution_date.
+    logical = DagRun.logical_date if AIRFLOW_V_3_0_PLUS else DagRun.execution_date
+    with create_session() as session:
+        rows = session.execute(
+            select(DagRun.dag_id, DagRun.run_id, DagRun.state, logical, DagRun.end_date)
+            .where(DagRun.end_date.is_not(None), DagRun.end_date >= since)
+            .where(DagRun.state.in_(("success", "failed")))
+            .order_by(DagRun.end_date)
+            .limit(10_000)
+        ).all()
+    return [
+        FinishedRun(dag_id, run_id, str(getattr(state, "value", state)), logical, ended)
+        for dag_id, run_id, state, logical, ended in rows
+    ]
 
 
 def _failed_tasks(dag_id: str, run_id: str) -> tuple[list[str], str | None]:

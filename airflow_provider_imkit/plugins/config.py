@@ -52,6 +52,8 @@ class AlertsConfig:
     repeat_interval: timedelta = timedelta(hours=1)
     queue_size: int = 1000
     flush_timeout: float = 10.0
+    sweep_interval: float = 60.0
+    sweep_lookback: float = 3600.0
 
     def wants(self, event: str, dag_id: str | None, tags: Iterable[str] = ()) -> bool:
         """Whether this event of this DAG is alerted (events, DAG id patterns, tags)."""
@@ -115,6 +117,8 @@ def alerts_config(get: Callable[[str], str | None]) -> AlertsConfig | None:
         ),
         queue_size=int(_number("alerts_queue_size", option("alerts_queue_size"), minimum=1)),
         flush_timeout=_number("alerts_flush_timeout", option("alerts_flush_timeout")),
+        sweep_interval=_number("alerts_sweep_interval", option("alerts_sweep_interval"), minimum=1),
+        sweep_lookback=_number("alerts_sweep_lookback", option("alerts_sweep_lookback")),
     )
 
 

@@ -1,7 +1,10 @@
-"""What an alert says, decided from the DAG's run history: pure functions, table-tested.
+"""What an alert says, decided from the DAG's run history and the alert ledger: pure
+functions, table-tested.
 
-The history comes from Airflow's metadata (earlier runs of the DAG), never from process
-memory, so the decisions hold with several schedulers and after restarts.
+The history comes from Airflow's metadata (earlier runs of the DAG) and the alerts already
+decided from the ledger (plugins/ledger.py), never from process memory, so the decisions hold
+with several schedulers and after restarts. Runs from before the plugin was on have no
+alert in the ledger: a failure after them is announced in full.
 """
 
 from __future__ import annotations
@@ -20,38 +23,34 @@ Notice = Literal["full", "repeat"]
 
 @dataclass(frozen=True)
 class EarlierRun:
-    """A finished earlier run of the DAG: its state and when it ended."""
+    """A finished earlier run of the DAG: its state, when it ended, and its id."""
 
     state: str
     end: datetime
+    run_id: str = ""
 
 
-def failure_streak(earlier: Sequence[EarlierRun]) -> list[datetime]:
-    """End times of the failed runs right before this one, oldest first (``earlier`` is newest first)."""
+def failure_streak(earlier: Sequence[EarlierRun]) -> list[EarlierRun]:
+    """The failed runs right before this one, oldest first (``earlier`` is newest first)."""
     streak = []
     for run in earlier:
         if run.state != "failed":
             break
-        streak.append(run.end)
+        streak.append(run)
     return streak[::-1]
 
 
-def failure_notice(streak: Sequence[datetime], now: datetime, interval: timedelta) -> Notice | None:
+def failure_notice(notices: Sequence[datetime], now: datetime, interval: timedelta) -> Notice | None:
     """
-    What a failed run posts: ``full`` for the first failure, ``repeat`` ("still failing") when
-    ``interval`` has passed since the last notice of the streak, else nothing.
-
-    The notices of the streak are replayed from its end times (the first failure alerted in
-    full, then one notice each time ``interval`` had passed since the previous one), so every
-    scheduler reaches the same answer from the same history.
+    What a failed run posts, from when the streak's earlier failures were announced
+    (``notices``: the ledger's full and repeat alerts for the runs of the streak):
+    ``full`` when none was (the streak's first failure, or its earlier failures happened
+    while the plugin was off), ``repeat`` ("still failing") when ``interval`` has passed since
+    the last one, else nothing. ``now`` is the run's end, so any process decides alike.
     """
-    if not streak:
+    if not notices:
         return "full"
-    last_notice = streak[0]
-    for end in streak[1:]:
-        if end - last_notice >= interval:
-            last_notice = end
-    return "repeat" if now - last_notice >= interval else None
+    return "repeat" if now - max(notices) >= interval else None
 
 
 def duration_text(seconds: float) -> str:
@@ -66,6 +65,24 @@ def duration_text(seconds: float) -> str:
     return f"{secs} s"
 
 
+#: Airflow's reasons for a failed run (the ``msg`` of ``on_dag_run_failed``), as the headline says them.
+REASONS = {
+    "timed_out": "timed out (dagrun_timeout)",
+    "task_failure": "failed",
+    "all_tasks_deadlocked": "failed: its tasks are deadlocked",
+}
+
+
+def failed_run_headline(dag_id: str, count: int, reason: str | None) -> str:
+    """``❌ Airflow DAG etl run failed: 2 tasks failed``; the reason Airflow gave when it is not
+    a task failure (``run timed out (dagrun_timeout)``); no "0 tasks failed"."""
+    reason = (reason or "task_failure").strip()
+    # The API server says "Dag Run's state was manually set to `failed`."
+    said = "was marked failed by hand" if "manually" in reason else REASONS.get(reason, f"failed ({reason})")
+    head = f"❌ Airflow DAG {dag_id} run {said}"
+    return f"{head}: {count} task{'s' if count != 1 else ''} failed" if count else head
+
+
 def failed_run_text(
     *,
     dag_id: str,
@@ -74,11 +91,13 @@ def failed_run_text(
     failed_tasks: Sequence[str],
     error: str | None,
     link: str | None,
+    reason: str | None = None,
     shown: int = 5,
 ) -> str:
-    """ONE message for a failed run, however many tasks failed."""
+    """ONE message for a failed run, however many tasks failed; ``reason`` is Airflow's
+    (``timed_out``, ``task_failure``...; None when not known)."""
     count = len(failed_tasks)
-    lines = [f"❌ Airflow DAG {dag_id} run failed: {count} task{'s' if count != 1 else ''} failed"]
+    lines = [failed_run_headline(dag_id, count, reason)]
     lines.append(f"Run: {run_id}")
     if logical_date:
         lines.append(f"Logical date: {logical_date}")

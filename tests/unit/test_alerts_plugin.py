@@ -102,26 +102,45 @@ def ends(*minutes: int) -> list[datetime]:
 
 
 @pytest.mark.parametrize(
-    ("streak", "now", "expected"),
+    ("notices", "now", "expected"),
     [
-        ([], 0, "full"),
-        (ends(0), 5, None),  # 5 min after the first failure, interval 60 min
+        ([], 0, "full"),  # no earlier failure of the streak was announced (or the plugin was off)
+        (ends(0), 5, None),  # 5 min after the first failure's alert, interval 60 min
         (ends(0), 60, "repeat"),
         (ends(0, 60), 90, None),  # a repeat went out at 60
-        (ends(0, 30), 60, "repeat"),  # no repeat at 30: the next is due at 60
-        (ends(0, 10, 20, 30, 40, 50), 61, "repeat"),
+        (ends(0, 60), 120, "repeat"),
     ],
 )
-def test_repeats_are_replayed_from_the_history(
-    streak: list[datetime], now: int, expected: str | None
+def test_repeats_follow_the_notices_in_the_ledger(
+    notices: list[datetime], now: int, expected: str | None
 ) -> None:
-    assert history.failure_notice(streak, T0 + timedelta(minutes=now), timedelta(hours=1)) == expected
+    assert history.failure_notice(notices, T0 + timedelta(minutes=now), timedelta(hours=1)) == expected
+
+
+@pytest.mark.parametrize(
+    ("reason", "count", "headline"),
+    [
+        ("task_failure", 2, "❌ Airflow DAG etl run failed: 2 tasks failed"),
+        (None, 1, "❌ Airflow DAG etl run failed: 1 task failed"),
+        ("timed_out", 0, "❌ Airflow DAG etl run timed out (dagrun_timeout)"),
+        ("timed_out", 1, "❌ Airflow DAG etl run timed out (dagrun_timeout): 1 task failed"),
+        ("all_tasks_deadlocked", 0, "❌ Airflow DAG etl run failed: its tasks are deadlocked"),
+        (
+            "Dag Run's state was manually set to `failed`.",
+            0,
+            "❌ Airflow DAG etl run was marked failed by hand",
+        ),
+        ("something_new", 0, "❌ Airflow DAG etl run failed (something_new)"),
+    ],
+)
+def test_the_headline_gives_airflow_s_reason(reason: str | None, count: int, headline: str) -> None:
+    assert history.failed_run_headline("etl", count, reason) == headline
 
 
 def test_streak_and_texts() -> None:
-    runs = [history.EarlierRun("failed", T0 + timedelta(minutes=2)), history.EarlierRun("failed", T0),
-            history.EarlierRun("success", T0 - timedelta(days=1))]  # fmt: skip
-    assert history.failure_streak(runs) == [T0, T0 + timedelta(minutes=2)]
+    runs = [history.EarlierRun("failed", T0 + timedelta(minutes=2), "r2"), history.EarlierRun("failed", T0, "r1"),
+            history.EarlierRun("success", T0 - timedelta(days=1), "r0")]  # fmt: skip
+    assert [run.run_id for run in history.failure_streak(runs)] == ["r1", "r2"]
     assert history.failure_streak([history.EarlierRun("success", T0), *runs]) == []
     text = history.failed_run_text(
         dag_id="etl", run_id="r1", logical_date=None, failed_tasks=[f"load[{i}]" for i in range(40)],

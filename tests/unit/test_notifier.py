@@ -117,6 +117,70 @@ def test_empty_context() -> None:
     assert default_message({}) == "ℹ️ Airflow DAG (unknown DAG) run finished"
 
 
+#: Each place a notifier can sit, the context Airflow gives it there, and the headline.
+CALLBACK_PLACES: dict[str, tuple[dict[str, Any], str]] = {
+    "on_execute_callback": (
+        {"ti": ti(state="running", try_number=1), "exception": None},
+        "▶️ Airflow task etl.load started",
+    ),
+    "on_success_callback": (
+        {"ti": ti(state="success"), "exception": None},
+        "✅ Airflow task etl.load succeeded",
+    ),
+    "on_failure_callback": ({"ti": ti(state="failed")}, "❌ Airflow task etl.load failed"),
+    "on_retry_callback": (
+        {"ti": ti(state="up_for_retry")},
+        "🔁 Airflow task etl.load failed and will be retried",
+    ),
+    "on_skipped_callback": (
+        {"ti": ti(state="skipped"), "exception": None},
+        "⏭️ Airflow task etl.load skipped",
+    ),
+    "DAG on_success_callback": (
+        {
+            "ti": None,
+            "dag_run": SimpleNamespace(state="success", run_id="r1"),
+            "reason": "success",
+            "exception": None,
+        },
+        "✅ Airflow DAG etl run succeeded",
+    ),
+    "DAG on_failure_callback": (
+        {"ti": None, "dag_run": SimpleNamespace(state="failed", run_id="r1"), "reason": "task_failure"},
+        "❌ Airflow DAG etl run failed",
+    ),
+    "Deadline Alert": (
+        {"ti": None, "dag_run": {"dag_id": "etl", "state": "running"}, "deadline": {"deadline_time": "t"}},
+        "⏰ Airflow DAG etl run missed its deadline",
+    ),
+}
+
+
+@pytest.mark.parametrize("place", list(CALLBACK_PLACES))
+def test_the_default_text_says_what_happened_at_each_callback_place(place: str) -> None:
+    context, headline = CALLBACK_PLACES[place]
+    text = default_message(full_context(**context))
+    assert text.splitlines()[0] == headline
+    if place in ("on_execute_callback", "on_skipped_callback", "on_success_callback"):
+        assert "Error:" not in text
+
+
+def test_the_default_text_of_an_airflow_2_sla_miss_callback(imkit: responses.RequestsMock) -> None:
+    """Airflow 2 calls ``sla_miss_callback(dag, task_list, blocking_task_list, slas, blocking_tis)``."""
+    imkit.post(URL, json={"RC": 0, "RM": "OK", "result": RESULT})
+    slas = [
+        SimpleNamespace(task_id="load"),
+        SimpleNamespace(task_id="load"),
+        SimpleNamespace(task_id="report"),
+    ]
+    ImkitNotifier(room="alerts", sender="bot")(
+        SimpleNamespace(dag_id="etl"), "load\nreport", "extract", slas, []
+    )
+    assert sent_body(imkit)["message"] == "\n".join(
+        ["⏱️ Airflow DAG etl missed an SLA", "DAG: etl", "Tasks: load, report", "Blocking: extract"]
+    )
+
+
 def test_retry_and_success_texts() -> None:
     retry = default_message(full_context(ti=ti(state="up_for_retry", try_number=1)))
     assert retry.splitlines()[0] == "🔁 Airflow task etl.load failed and will be retried"
