@@ -59,7 +59,7 @@ def hitl_request(context: Mapping[str, Any]) -> HitlRequest | None:
     """The request's text when the context is a HITL task asking (not its failure or success
     callbacks, which get the usual alert); else None."""
     task = _hitl_task(context)
-    if task is None or event_of(context) != "finished":
+    if task is None or event_of(context) not in ("started", "finished"):
         return None
     users = task.assigned_users or []
     ids = [u.get("id") if isinstance(u, Mapping) else getattr(u, "id", None) for u in users]
