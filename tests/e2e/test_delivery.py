@@ -29,7 +29,7 @@ from tests.conftest import API_KEY, ROOT
 pytestmark = pytest.mark.xdist_group("delivery")
 
 DAGS = Path(__file__).parent / "dags"
-ROOMS = ["e2e-retry", "e2e-found", "e2e-alerts", "e2e-native", "e2e-mentions", "e2e-scheme"]
+ROOMS = ["e2e-retry", "e2e-found", "e2e-alerts", "e2e-native", "e2e-mentions", "e2e-scheme", "e2e-places"]
 USERS = ["bot", "alice", "bob"]
 ORDER = [  # the DAGs that arm faults run first, each consuming its own
     "imkit_e2e_retry_after_drop",
@@ -39,6 +39,7 @@ ORDER = [  # the DAGs that arm faults run first, each consuming its own
     "imkit_e2e_mentions",
     "imkit_e2e_scheme",
     "imkit_e2e_error_subjects",
+    "imkit_e2e_callback_places",
 ]
 
 
@@ -200,3 +201,22 @@ def test_connections_test_rejects_misspelt_extras(runs: Runs) -> None:
     assert "max_attemps" in output and "timout" in output and "known extras: timeout" in output
     bare = airflow_cli(runs, "connections", "test", "imkit_bare_host")
     assert "https was assumed" in bare and "CA bundle" not in bare
+
+
+def test_each_callback_place_says_what_happened(runs: Runs) -> None:
+    """A default-text notifier at every callback place, in real Airflow (issue: an
+    on_execute_callback said "finished" when the task was only starting)."""
+    assert runs.states["imkit_e2e_callback_places"] == "failed"
+    headlines = sorted(text.splitlines()[0] for text in texts(runs, "e2e-places"))
+    dag = "imkit_e2e_callback_places"
+    assert headlines == sorted(
+        [
+            f"▶️ Airflow task {dag}.starts_and_succeeds started",
+            f"✅ Airflow task {dag}.starts_and_succeeds succeeded",
+            f"🔁 Airflow task {dag}.fails_once failed and will be retried",
+            f"✅ Airflow task {dag}.fails_once succeeded",
+            f"⏭️ Airflow task {dag}.skips skipped",
+            f"❌ Airflow task {dag}.fails failed",
+            f"❌ Airflow DAG {dag} run failed",
+        ]
+    )

@@ -138,8 +138,11 @@ def test_the_headline_gives_airflow_s_reason(reason: str | None, count: int, hea
 
 
 def test_streak_and_texts() -> None:
-    runs = [history.EarlierRun("failed", T0 + timedelta(minutes=2), "r2"), history.EarlierRun("failed", T0, "r1"),
-            history.EarlierRun("success", T0 - timedelta(days=1), "r0")]  # fmt: skip
+    runs = [
+        history.EarlierRun("failed", T0 + timedelta(minutes=2), "r2"),
+        history.EarlierRun("failed", T0, "r1"),
+        history.EarlierRun("success", T0 - timedelta(days=1), "r0"),
+    ]
     assert [run.run_id for run in history.failure_streak(runs)] == ["r1", "r2"]
     assert history.failure_streak([history.EarlierRun("success", T0), *runs]) == []
     text = history.failed_run_text(

@@ -137,3 +137,28 @@ with dag("imkit_e2e_error_subjects"):
     ImkitSendMessageOperator(
         task_id="wrong_key", room="e2e-scheme", sender=BOT, message="x", imkit_conn_id="imkit_wrong_key"
     )
+
+# 7. One default-text notifier at every place a notifier can sit: each alert says what happened.
+PLACES = ImkitNotifier(room="e2e-places", sender=BOT)
+with dag("imkit_e2e_callback_places", on_success_callback=PLACES, on_failure_callback=PLACES):
+    from airflow.providers.common.compat.sdk import AirflowSkipException
+
+    @task(on_execute_callback=PLACES, on_success_callback=PLACES)
+    def starts_and_succeeds() -> None:
+        pass
+
+    @task(retries=1, on_retry_callback=PLACES, on_success_callback=PLACES, **NO_RETRY_DELAY)
+    def fails_once(ti: Any = None) -> None:
+        if ti is not None and ti.try_number == 1:
+            raise RuntimeError("first try fails")
+
+    @task(on_skipped_callback=PLACES)
+    def skips() -> None:
+        raise AirflowSkipException("nothing to do today")
+
+    @task(on_failure_callback=PLACES)
+    def fails() -> None:
+        raise RuntimeError("broken for good")
+
+    starts_and_succeeds() >> fails_once() >> skips()
+    fails()
