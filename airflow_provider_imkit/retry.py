@@ -29,6 +29,7 @@ notifier take it as ``retry=`` (an ``int`` is the shortcut for ``max_attempts``)
 
 from __future__ import annotations
 
+import ast
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -119,9 +120,38 @@ class RetryPolicy:
             return cls.from_int(value)
         if isinstance(value, Mapping):
             return cls.deserialize(value, cls.__version__)
+        if isinstance(value, str):
+            return cls.from_repr(value)
         raise ImkitConfigurationError(
             f"Invalid IMKIT retry setting: expected a RetryPolicy, an int or None, got {value!r}"
         )
+
+    @classmethod
+    def from_repr(cls, text: str) -> RetryPolicy:
+        """
+        The policy whose ``repr`` is ``text`` (``RetryPolicy(max_attempts=2, ...)``): Airflow's
+        trigger serializer stores objects it does not know as their ``repr``, so a notifier
+        awaited by the triggerer (a Deadline Alert) gets its ``retry`` back as this text.
+        Only literal keyword values are read; nothing is evaluated.
+
+        :raises ImkitConfigurationError: the text is not such a ``repr``.
+        """
+        try:
+            node = ast.parse(text.strip(), mode="eval").body
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == cls.__name__
+                and not node.args
+                and all(keyword.arg for keyword in node.keywords)
+            ):
+                raise ValueError(text)
+            settings = {str(keyword.arg): ast.literal_eval(keyword.value) for keyword in node.keywords}
+        except (SyntaxError, ValueError) as exc:
+            raise ImkitConfigurationError(
+                f"Invalid IMKIT retry setting: expected a RetryPolicy, an int or None, got {text!r}"
+            ) from exc
+        return cls.deserialize(settings, cls.__version__)
 
     def serialize(self) -> dict[str, Any]:
         """The settings as plain JSON values (Airflow's serde calls this; the jitter's

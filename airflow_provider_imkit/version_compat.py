@@ -6,13 +6,40 @@ versions. Importing this module imports Airflow (common-compat's version helper)
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+
 from airflow.providers.common.compat.version_compat import get_base_airflow_version_tuple
 
 from airflow_provider_imkit.exceptions import use_airflow_exceptions
+from airflow_provider_imkit.retry import RetryPolicy
 
 # Every Airflow-facing module imports this one: from here on the provider's errors are
 # AirflowExceptions (and the permanent ones AirflowFailExceptions).
 use_airflow_exceptions()
+
+#: Where Airflow's serde lives: airflow.sdk.serde from 3.2, airflow.serialization.serde before.
+_SERDE_MODULES = ("airflow.sdk.serde", "airflow.serialization.serde")
+
+
+def allow_in_serde(*classes: type) -> None:
+    """
+    Let Airflow's serde turn these provider classes back into objects, as naming them in
+    ``[core] allowed_deserialization_classes`` would, in this process: a notifier's
+    ``retry=RetryPolicy(...)`` in a Deadline Alert's ``kwargs`` is decoded by the scheduler.
+    Every Airflow component loads the provider's plugin (which imports this module), so each
+    one allows them. serde keeps no public hook for it before 3.3 (``allow_class``): its
+    process-wide allow set is added to; where neither exists nothing changes.
+    """
+    names = {f"{cls.__module__}.{cls.__qualname__}" for cls in classes}
+    for name in _SERDE_MODULES:
+        with contextlib.suppress(Exception):
+            allowed = getattr(importlib.import_module(name), "_extra_allowed", None)
+            if isinstance(allowed, set):
+                allowed.update(names)
+
+
+allow_in_serde(RetryPolicy)
 
 AIRFLOW_VERSION: tuple[int, int, int] = get_base_airflow_version_tuple()
 

@@ -89,6 +89,7 @@ def test_each_callback_kind_runs_where_airflow_says(deployed: Deployed) -> None:
     assert sent_by[dag_alert] == "dag-processor"
     (deadline,) = deployed.sandbox.received("deploy-deadline")
     assert deadline["message"].startswith("⏰ Airflow DAG deploy_deadline_alert run missed its deadline")
+    assert (deadline["mentions"], deadline["push"], deadline["skipTotalBadge"]) == (["alice"], False, True)
     assert sent_by[deadline["_id"]] == "triggerer"
 
 

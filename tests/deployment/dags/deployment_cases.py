@@ -10,6 +10,7 @@ from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_imkit.notifications.imkit import ImkitNotifier
 from airflow_provider_imkit.operators.imkit import ImkitSendMessageOperator
+from airflow_provider_imkit.retry import RetryPolicy
 from airflow_provider_imkit.testing.control import arm_faults
 from airflow_provider_imkit.version_compat import AIRFLOW_V_3_1_PLUS
 
@@ -63,7 +64,22 @@ if AIRFLOW_V_3_1_PLUS:  # Deadline Alerts exist from Airflow 3.1
         deadline=DeadlineAlert(
             reference=DeadlineReference.DAGRUN_QUEUED_AT,
             interval=timedelta(seconds=3),
-            callback=AsyncCallback(ImkitNotifier, kwargs={"room": "deploy-deadline", "sender": BOT}),
+            # Every public parameter but message (the default text is checked), retry as a
+            # RetryPolicy: each must survive the DAG serializer, the scheduler and the triggerer.
+            callback=AsyncCallback(
+                ImkitNotifier,
+                kwargs={
+                    "room": "deploy-deadline",
+                    "sender": BOT,
+                    "message_type": "text",
+                    "push": False,
+                    "skip_total_badge": True,
+                    "mentions": ["alice"],
+                    "imkit_conn_id": "imkit_default",
+                    "retry": RetryPolicy(max_attempts=2, settle=5.0),
+                    "timeout": (5.0, 30.0),
+                },
+            ),
         ),
     ):
 
