@@ -111,7 +111,7 @@ class RetryPolicy:
         return cls(max_attempts=max_attempts)
 
     @classmethod
-    def coerce(cls, value: RetryPolicy | int | Mapping[str, Any] | None) -> RetryPolicy | None:
+    def coerce(cls, value: RetryPolicy | int | Mapping[str, Any] | str | None) -> RetryPolicy | None:
         """Accept what ``retry=`` parameters take: a policy, an int (attempts), the settings
         as a dict (:meth:`serialize`'s form, e.g. after a round trip through JSON) or None."""
         if value is None or isinstance(value, RetryPolicy):

@@ -160,15 +160,17 @@ def _extra(extras: Mapping[str, Any], name: str) -> Any:
     return None if value == "" else value
 
 
-def _float(conn_id: str, name: str, value: Any) -> float | None:
+def _float(conn_id: str, name: str, value: Any, *, zero: bool = False) -> float | None:
+    """A number of seconds from an extra: positive (or, with ``zero``, not negative)."""
     if value is None:
         return None
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise _error(conn_id, f"extra {name!r} must be a number of seconds, got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
-        raise _error(conn_id, f"extra {name!r} must be a positive number of seconds, got {value!r}")
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0 or (number == 0 and not zero):
+        what = "0 or more" if zero else "a positive number of"
+        raise _error(conn_id, f"extra {name!r} must be {what} seconds, got {value!r}")
     return number
 
 
@@ -252,15 +254,16 @@ def retry_from(conn_id: str, extras: Mapping[str, Any], base: RetryPolicy | None
         )
     if on_ambiguous is None and _bool(conn_id, "retry_on_ambiguous", _extra(extras, "retry_on_ambiguous")):
         on_ambiguous = "resend"
-    try:
-        return (base or RetryPolicy()).with_overrides(
-            max_attempts=attempts,
-            backoff=_float(conn_id, "backoff", _extra(extras, "backoff")),
-            max_backoff=_float(conn_id, "max_backoff", _extra(extras, "max_backoff")),
-            max_retry_after=_float(conn_id, "max_retry_after", _extra(extras, "max_retry_after")),
-            settle=_float(conn_id, "read_back_settle", _extra(extras, "read_back_settle")),
-            on_ambiguous=str(on_ambiguous).strip().lower() if on_ambiguous is not None else None,
-        )
+    overrides = {
+        "max_attempts": attempts,
+        "backoff": _float(conn_id, "backoff", _extra(extras, "backoff")),
+        "max_backoff": _float(conn_id, "max_backoff", _extra(extras, "max_backoff")),
+        "max_retry_after": _float(conn_id, "max_retry_after", _extra(extras, "max_retry_after")),
+        "settle": _float(conn_id, "read_back_settle", _extra(extras, "read_back_settle"), zero=True),
+        "on_ambiguous": str(on_ambiguous).strip().lower() if on_ambiguous is not None else None,
+    }
+    try:  # the extras' own errors name the connection already; the policy's checks do not
+        return (base or RetryPolicy()).with_overrides(**overrides)
     except ImkitConfigurationError as exc:
         raise _error(conn_id, str(exc)) from None
 

@@ -32,11 +32,16 @@ def allow_in_serde(*classes: type) -> None:
     process-wide allow set is added to; where neither exists nothing changes.
     """
     names = {f"{cls.__module__}.{cls.__qualname__}" for cls in classes}
-    for name in _SERDE_MODULES:
+    for name in _SERDE_MODULES:  # the first that exists (the later one is a deprecated alias)
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
         with contextlib.suppress(Exception):
-            allowed = getattr(importlib.import_module(name), "_extra_allowed", None)
+            allowed = getattr(module, "_extra_allowed", None)
             if isinstance(allowed, set):
                 allowed.update(names)
+        return
 
 
 allow_in_serde(RetryPolicy)

@@ -44,13 +44,14 @@ def trigger_storage(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def scheduler_view(dag: Any) -> dict[str, Any]:
     """The Deadline Alert's callback kwargs as the scheduler decodes them from the serialized DAG."""
-    try:
-        from airflow.serialization.serialized_objects import DagSerialization
-    except ImportError:  # Airflow 3.1 and earlier
-        from airflow.serialization.serialized_objects import SerializedDAG as DagSerialization  # type: ignore[no-redef,unused-ignore]
+    from airflow.serialization import serialized_objects
 
-    data = json.loads(json.dumps(DagSerialization.to_dict(dag)))
-    raw = DagSerialization.from_dict(data).deadline
+    # DagSerialization from 3.2; SerializedDAG before.
+    serializer: Any = (
+        getattr(serialized_objects, "DagSerialization", None) or serialized_objects.SerializedDAG
+    )
+    data = json.loads(json.dumps(serializer.to_dict(dag)))
+    raw: Any = serializer.from_dict(data).deadline
     raw = raw[0] if isinstance(raw, list) else raw
     if isinstance(raw, dict):
         try:
@@ -58,7 +59,7 @@ def scheduler_view(dag: Any) -> dict[str, Any]:
         except ImportError:  # Airflow 3.1
             from airflow.sdk.definitions.deadline import DeadlineAlert
 
-            alert: Any = DeadlineAlert.deserialize_deadline_alert(raw)
+            alert: Any = DeadlineAlert.deserialize_deadline_alert(raw)  # type: ignore[attr-defined,unused-ignore]
         else:
             alert = decode_deadline_alert(raw)
     else:

@@ -114,6 +114,20 @@ def test_retry_extras() -> None:
         settings.retry_from("c", {"retry_on_ambiguous": "perhaps"}, RetryPolicy())
 
 
+def test_read_back_settle_extra() -> None:
+    assert RetryPolicy().settle == 10.0
+    assert settings.retry_from("c", {"read_back_settle": "2.5"}).settle == 2.5
+    assert settings.retry_from("c", {"read_back_settle": 0}).settle == 0.0  # trust the first read
+    with pytest.raises(ImkitConfigurationError) as info:
+        settings.retry_from("c", {"read_back_settle": -1})
+    # Named once: the field, the connection, what it must be.
+    assert (
+        str(info.value) == "IMKIT connection 'c': extra 'read_back_settle' must be 0 or more seconds, got -1"
+    )
+    with pytest.raises(ImkitConfigurationError, match="'c'.*settle"):
+        settings.retry_from("c", {"read_back_settle": 7200})  # over an hour: out of range
+
+
 def test_unknown_extras() -> None:
     assert settings.unknown_extras({"timeout": 1, "timout": 2, "headers": {}}) == ["headers", "timout"]
 
