@@ -7,6 +7,7 @@ received. Exits 1 when a DAG did not end as demo.json says it should.
     scripts/demo.sh            # run and exit
     scripts/demo.sh --serve    # ...then keep the sandbox's inbox page open until Ctrl-C
     scripts/demo.sh --celery   # the same DAGs on a real deployment (Postgres, Redis, Celery)
+    scripts/demo.sh --celery --faults   # fault drills there: components killed, IMKIT late
 """
 
 from __future__ import annotations
@@ -72,17 +73,24 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run on a real deployment: Postgres, Redis, every Airflow component, a Celery worker",
     )
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="with --celery: the fault drills instead (components killed mid-work, IMKIT storing late)",
+    )
     parser.add_argument("--port", type=int, default=0, help="sandbox port (default: a free one)")
     parser.add_argument("--logs", default=str(ROOT / ".artifacts" / "demo"), help="where the DAG logs go")
     args = parser.parse_args(argv)
 
     plan = load_plan()
+    if args.faults and not args.celery:
+        parser.error("--faults goes with --celery (the drills need the real deployment)")
     if args.celery:
-        from demo_celery import run, with_signals_as_interrupts
+        from demo_celery import faults, run, with_signals_as_interrupts
 
         with_signals_as_interrupts()
         try:
-            return run(plan, args.serve, transcript_line)
+            return faults() if args.faults else run(plan, args.serve, transcript_line)
         except KeyboardInterrupt:
             print("Interrupted: every process was stopped.")
             return 130

@@ -161,6 +161,40 @@ def run(plan: dict[str, Any], serve: bool, transcript: Any) -> int:
     return 0 if all_ok else 1
 
 
+def faults() -> int:
+    """``scripts/demo.sh --celery --faults``: the fault drills, one row each; 1 on any
+    duplicate or loss."""
+    sys.path.insert(0, str(ROOT))
+    from tests.deployment.drills import DRILL_ENV, drill_deployment, run_drills, table
+
+    started = time.monotonic()
+    print("Fault drills on a real deployment (Postgres, Redis, every component its own process).")
+    print(
+        "Set low so the drills do not wait minutes: "
+        + ", ".join(f"{k}={v}" for k, v in DRILL_ENV.items() if "SCHEDULER" in k or "TRIGGERER" in k)
+    )
+    with drill_deployment(ROOT / ".artifacts" / "demo-faults") as (deployment, sandbox):
+        print(f"Airflow up in {deployment.timings['up']:.0f} s; drilling...", flush=True)
+        rows = run_drills(
+            deployment,
+            sandbox,
+            report=lambda row: print(
+                f"  {row.name}: {row.stored} stored of {row.expected}, {row.duplicates} duplicates,"
+                f" {row.lost} lost ({row.seconds:.0f} s)",
+                flush=True,
+            ),
+        )
+        print()
+        print(table(rows))
+        print(f"\nLogs: {deployment.logs.relative_to(ROOT)}. Stopping every process...", flush=True)
+    bad = [row.name for row in rows if not row.ok]
+    print(
+        f"Done in {time.monotonic() - started:.0f} s: "
+        + ("NOT EXACTLY ONCE: " + "; ".join(bad) if bad else "0 duplicates, 0 lost")
+    )
+    return 1 if bad else 0
+
+
 def with_signals_as_interrupts() -> None:
     """SIGINT (also when started in the background, where it is ignored by default) and
     SIGTERM end the demo like Ctrl-C: every process is stopped on the way out."""

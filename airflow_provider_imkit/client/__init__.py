@@ -141,6 +141,7 @@ class ImkitClient:
         self._clock: Callable[[], float] = clock or (lambda: DEFAULT_CLOCK())
         #: IMKIT's clock less ours (s), from the ``Date`` header of the last answer; None before.
         self.server_time_offset: float | None = None
+        self._last_date: str | None = None
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
@@ -428,8 +429,10 @@ class ImkitClient:
         return result
 
     def _note_server_time(self, date: str | None) -> None:
-        if not date:
+        # Parsed once per second of the server's clock: most answers repeat the last Date.
+        if not date or date == self._last_date:
             return
+        self._last_date = date
         try:
             server = email.utils.parsedate_to_datetime(date).timestamp()
         except (TypeError, ValueError, OverflowError):

@@ -315,14 +315,17 @@ class Alerts:
     # -- the sweep: the ledger as an outbox ---------------------------------------------------------
 
     def start_sweeping(self, config: AlertsConfig) -> None:
-        """Sweep now (in the sender thread) and every ``config.sweep_interval`` seconds."""
+        """Sweep (in the sender thread) as soon as the scheduler can read connections, then
+        every ``config.sweep_interval`` seconds."""
         if self._sweeping:
             return
         self._sweeping = True
 
         def tick() -> None:
-            self.sender.submit(lambda: self.sweep(config))
-            timer = threading.Timer(config.sweep_interval, tick)
+            ready = _reads_connections()
+            if ready:
+                self.sender.submit(lambda: self.sweep(config))
+            timer = threading.Timer(config.sweep_interval if ready else 1.0, tick)
             timer.daemon = True
             timer.start()
 
@@ -439,6 +442,13 @@ def _announced(entry: Entry | None) -> bool:
 
 def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def _reads_connections() -> bool:
+    """Whether this scheduler can read connections from the metadata database yet: Airflow 3
+    marks the process as a server only when the scheduler loop starts (``on_starting`` comes
+    earlier, when only environment variables would be found)."""
+    return not AIRFLOW_V_3_0_PLUS or os.environ.get("_AIRFLOW_PROCESS_CONTEXT") == "server"
 
 
 def _is_scheduler(argv: list[str]) -> bool:

@@ -7,6 +7,7 @@ import copy
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,6 +52,13 @@ class _Server(ThreadingHTTPServer):
         with self.sockets_lock:
             self.open_sockets.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up between requests (a killed worker's keep-alive connection)
+        is not an error; anything else is printed as socketserver does."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def drop_open_connections(self) -> None:
         with self.sockets_lock:
@@ -359,8 +367,9 @@ class ImkitSandbox:
         self.app.clear_faults()
 
     def release(self) -> None:
-        """Let every answer a ``hold`` fault holds (and every later one) go."""
+        """Let every answer a ``hold`` fault holds now go (a later ``hold`` holds again)."""
         self.app.released.set()
+        self.app.released.clear()
 
     def flush_batches(self) -> None:
         """Deliver every queued ``POST /messages/batch`` now."""

@@ -58,6 +58,8 @@ class Deployment:
         database with ``airflow connections add`` (no component gets ``AIRFLOW_CONN_*``).
     :param extra_env: more environment for every component (e.g. ``AIRFLOW__IMKIT__*``).
     :param pools: pools to create, name -> slots.
+    :param connections: more connections, id -> fields (``host``, ``password``, ``extra``).
+    :param worker_concurrency: the Celery worker's task slots.
     """
 
     root: Path
@@ -65,6 +67,9 @@ class Deployment:
     imkit_conn: Mapping[str, Any]
     extra_env: Mapping[str, str] = field(default_factory=dict)
     pools: Mapping[str, int] = field(default_factory=dict)
+    connections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    worker_concurrency: int = 2
+    commands: dict[str, list[str]] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -114,19 +119,19 @@ class Deployment:
         self.env = self._airflow_env()
         self.airflow("db", "migrate", timeout=600)
         self.timings["db migrate"] = time.monotonic() - started - self.timings["servers"]
-        conn = dict(self.imkit_conn)
-        self.airflow(
-            "connections",
-            "add",
-            "imkit_default",
-            "--conn-type",
-            "imkit",
-            "--conn-host",
-            str(conn["host"]),
-            "--conn-password",
-            str(conn["password"]),
-            *(["--conn-extra", json.dumps(conn["extra"])] if conn.get("extra") else []),
-        )
+        for conn_id, conn in {"imkit_default": self.imkit_conn, **self.connections}.items():
+            self.airflow(
+                "connections",
+                "add",
+                conn_id,
+                "--conn-type",
+                "imkit",
+                "--conn-host",
+                str(conn["host"]),
+                "--conn-password",
+                str(conn["password"]),
+                *(["--conn-extra", json.dumps(conn["extra"])] if conn.get("extra") else []),
+            )
         for pool, slots in self.pools.items():
             self.airflow("pools", "set", pool, str(slots), f"pool {pool}")
         airflow = self._airflow_bin()
@@ -144,8 +149,16 @@ class Deployment:
             "scheduler": [airflow, "scheduler"],
             "dag-processor": [airflow, "dag-processor"],
             "triggerer": [airflow, "triggerer", "--skip-serve-logs"],
-            "celery-worker": [airflow, "celery", "worker", "--concurrency", "2", "--skip-serve-logs"],
+            "celery-worker": [
+                airflow,
+                "celery",
+                "worker",
+                "--concurrency",
+                str(self.worker_concurrency),
+                "--skip-serve-logs",
+            ],
         }
+        self.commands.update(commands)
         for name, command in commands.items():
             self._spawn(name, command, self.env)
         wait_for(self._api_healthy, "the API server", 180, self.processes["api-server"])
@@ -167,6 +180,36 @@ class Deployment:
             # Children left behind in the group (task supervisors, workers) go too.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
+
+    # -- faults: kill, restart, add ------------------------------------------------------------
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a component and every process under it (a task runner keeps a process group
+        of its own on Airflow 3.3, so killing the group alone would leave a running task)."""
+        import psutil
+
+        proc = self.processes.pop(name)
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    def restart(self, name: str) -> None:
+        """Start a component again (after :meth:`kill`), with the same command."""
+        self._spawn(name, self.commands[name], self.env)
+
+    def add(self, name: str, like: str) -> None:
+        """Start one more process of a component (a second scheduler, say)."""
+        self.commands[name] = self.commands[like]
+        self._spawn(name, self.commands[name], self.env)
+
+    def restart_redis(self) -> None:
+        """Kill Redis (the Celery broker; it keeps nothing on disk) and start it again on its port."""
+        self.kill("redis")
+        start_redis(self._spawn, self.root, self.redis_port)
 
     # -- servers -------------------------------------------------------------------------------
 

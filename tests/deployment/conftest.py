@@ -44,19 +44,24 @@ def _skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def deployed() -> Iterator[Deployed]:
+def skip_unless_deployable() -> None:
+    """Skip (or, under CI, fail) where the deployment cannot or need not run."""
     import airflow
 
     if not airflow.__version__.startswith("3."):
         pytest.skip("the deployment test runs on Airflow 3 (api-server, dag-processor, triggerer)")
     newest = newest_airflow()
     if newest is not None:
-        # About 2 minutes of Postgres, Redis and Celery: CI proves it once, on the newest version.
+        # Minutes of Postgres, Redis and Celery: CI proves it once, on the newest version.
         pytest.skip(f"the deployment test is proven on Airflow {newest} only (CI budget; see the README)")
     missing = servers_available()
     if missing:
         _skip_or_fail(missing)
+
+
+@pytest.fixture(scope="module")
+def deployed() -> Iterator[Deployed]:
+    skip_unless_deployable()
     plan = json.loads((EXAMPLE_DAGS / "demo.json").read_text())
     with (
         ImkitSandbox(

@@ -197,3 +197,17 @@ def test_sender_survives_failing_jobs() -> None:
     sender.submit(lambda: results.append("next"))
     assert sender.flush(5) and results == ["next"] and sender.failed == 1
     sender.stop(1)
+
+
+def test_the_sweep_runs_in_schedulers_once_they_read_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_imkit.plugins import alerts as alerts_module
+
+    assert alerts_module._is_scheduler(["/venv/bin/airflow", "scheduler"])
+    assert not alerts_module._is_scheduler(["/venv/bin/airflow", "triggerer"])
+    assert not alerts_module._is_scheduler(["python", "-m", "pytest"])
+    if alerts_module.AIRFLOW_V_3_0_PLUS:
+        # on_starting comes before the scheduler marks itself a server (connections from the DB).
+        monkeypatch.delenv("_AIRFLOW_PROCESS_CONTEXT", raising=False)
+        assert not alerts_module._reads_connections()
+        monkeypatch.setenv("_AIRFLOW_PROCESS_CONTEXT", "server")
+    assert alerts_module._reads_connections()
