@@ -142,9 +142,11 @@ class ImkitConnectionError(ImkitError):
 
 
 class ImkitReadBackError(ImkitError):
-    """A room could not be read back to prove whether a message was stored (never guessed)."""
+    """A room could not be read back to prove whether a message was stored (never guessed):
+    the message may have been delivered (``maybe_delivered`` is True)."""
 
     transient = True
+    maybe_delivered = True
 
 
 class ImkitApprovalError(ImkitError, _FailFast):
