@@ -323,7 +323,6 @@ class ImkitClient:
         *,
         settled_after: float,
         until: float | None = None,
-        interval: float | None = None,
     ) -> Any:
         """
         Read back until the result is found or its absence is settled (the settle rule).
@@ -331,15 +330,15 @@ class ImkitClient:
         ``read`` returns the stored result or :data:`NOT_FOUND`. The first read is made at
         once; while it finds nothing and ``settled_after`` (a value of the client's
         ``clock``, ``time.time()`` by default) has not passed, the room is read again every
-        ``interval`` seconds (default: a quarter of the window, at least 0.5 s), the last
-        time at or after ``settled_after``.
+        quarter of the window (at least 0.5 s apart), the last time at or after
+        ``settled_after``.
 
         :return: the result, :data:`NOT_FOUND` when a read that started at or after
             ``settled_after`` found nothing, or :data:`UNSETTLED` when ``until`` (a
             ``time.monotonic()`` value) ends before such a read could be made.
         :raises ImkitError: a read failed.
         """
-        step = interval if interval is not None else max(0.5, (settled_after - self._clock()) / 4)
+        step = max(0.5, (settled_after - self._clock()) / 4)
         # The deadline on the same clock as the window (the one the injected sleep moves on).
         end = None if until is None else self._clock() + (until - time.monotonic())
         while True:

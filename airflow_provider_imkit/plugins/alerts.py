@@ -37,6 +37,7 @@ from airflow_provider_imkit.plugins import history
 from airflow_provider_imkit.plugins.config import AlertsConfig, AlertsConfigError, alerts_config
 from airflow_provider_imkit.plugins.ledger import Entry, Ledger, owner_alive
 from airflow_provider_imkit.plugins.sender import BackgroundSender
+from airflow_provider_imkit.read_back import READ_BACK_CLOCK_SKEW_MS
 from airflow_provider_imkit.version_compat import AIRFLOW_V_3_0_PLUS
 
 if TYPE_CHECKING:
@@ -52,13 +53,12 @@ ERROR_XCOM_KEY = "imkit_alerts_error"
 MAX_SEND_ATTEMPTS = 5
 #: A pending alert of this very process is tried again this long after its last attempt (s).
 RETRY_PENDING_AFTER = 60.0
-#: Margin over a send's deadline and settle window before a live process's alert is taken over (s).
-TAKE_OVER_MARGIN = 60.0
+#: Seconds after its last attempt before another live process's pending alert is taken over:
+#: past the default deadline (120 s) and settle window (10 s) of that send, plus a margin.
+TAKE_OVER_AFTER = 120.0 + 10.0 + 60.0
 #: Decisions older than this are forgotten by the sweep (s): longer than any failure streak
 #: whose "still failing" notices matter.
 LEDGER_KEEP_SECONDS = 30 * 86400.0
-#: How long the read-back before a retried alert looks before its decision (ms), for clocks.
-ALERT_CLOCK_SKEW_MS = 30_000
 
 
 class Alerts:
@@ -290,7 +290,7 @@ class Alerts:
                         sender=config.sender,
                         message=entry.text,
                         mentions=mentions,
-                        since_ms=int(entry.decided_at * 1000) - ALERT_CLOCK_SKEW_MS,
+                        since_ms=int(entry.decided_at * 1000) - READ_BACK_CLOCK_SKEW_MS,
                         settled_after=ended_by + settings.retry.settle,
                     )
                     if found is not None:
@@ -371,7 +371,7 @@ class Alerts:
             return entry.attempt_at is None or now - last >= RETRY_PENDING_AFTER
         if owner_alive(entry.owner) is False:
             return True
-        return now - last >= 120.0 + 10.0 + TAKE_OVER_MARGIN  # the default deadline and settle
+        return now - last >= TAKE_OVER_AFTER
 
     def _task_event(
         self,
