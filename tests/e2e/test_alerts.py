@@ -29,9 +29,9 @@ DAGS = Path(__file__).parent / "alerts_dags"
 FAIL, PASS = '={"fail": true}', '={"fail": false}'
 
 
-def run_dags(env: dict[str, str], *specs: str) -> str:
+def run_dags(env: dict[str, str], *specs: str, module: str = "tests.e2e.run_dags") -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "tests.e2e.run_dags", *specs],
+        [sys.executable, "-m", module, *specs],
         env={**env, "PYTHONUNBUFFERED": "1"}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, timeout=600, check=False,
     )  # fmt: skip
@@ -63,6 +63,11 @@ def alerts() -> Iterator[tuple[ImkitSandbox, str]]:
         output = run_dags(
             env, "alerts_etl" + FAIL, "alerts_etl" + FAIL, "alerts_etl" + PASS, "alerts_finance"
         )
+        before = sandbox.all_received()
+        # Airflow repeating itself: every run handed to the listener twice more, then a sweep.
+        replay = run_dags(env, module="tests.e2e.alerts_replay")
+        assert "@@REPLAYED 4" in replay, replay[-3000:]
+        assert sandbox.all_received() == before, "a repeated listener call or the sweep posted again"
         yield sandbox, output
 
 
