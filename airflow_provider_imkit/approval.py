@@ -460,25 +460,27 @@ class ApprovalWait:
 
     def poll(self, client: ImkitClient) -> Outcome | float:
         """One read: an :class:`Outcome` when the wait is over, else seconds to sleep."""
+        before = self.clock()
         try:
             outcome = self.read(client)
         except Exception as exc:  # an IMKIT error, or the connection's lookup failing
             return self._after_error(self.server_now(client), exc)
-        # When IMKIT answered the read, on its own clock (a host clock ahead or behind of
-        # IMKIT's neither ends the wait early nor keeps it late).
-        answered = self.server_now(client)
+        # When the read began, on IMKIT's clock: its answer's time less how long the read took
+        # (a host clock ahead or behind of IMKIT's neither ends the wait early nor keeps it
+        # late, and a slow read does not count replies made while it ran as read).
+        started = self.server_now(client) - max(0.0, self.clock() - before)
         self.failures = 0
         if outcome is not None:
             return outcome
         deadline = self.question.deadline_ms
-        # The read was answered after the deadline (and the grace for a ``Date`` header that
-        # is only to the second): every reply made in time has been seen.
+        # The read began after the deadline (and the grace for a ``Date`` header that is only
+        # to the second): every reply made in time has been seen.
         if deadline is None:
             return self.poll_interval
         end = (deadline + self.question.grace_ms) / 1000
-        if answered >= end:
+        if started >= end:
             return Outcome("timeout")
-        return max(0.0, min(self.poll_interval, end - answered))
+        return max(0.0, min(self.poll_interval, end - started))
 
     def _after_error(self, started: float, exc: Exception) -> Outcome | float:
         if not getattr(exc, "transient", True):

@@ -77,7 +77,9 @@ def event_of(context: Mapping[str, Any]) -> str:
         return "sla"
     ti = _get(context, "ti") or _get(context, "task_instance")
     run_state = _state(_get(_get(context, "dag_run"), "state"))
-    ti_state = _state(_get(ti, "state"))
+    # A DAG-level callback (it carries a "reason") is about the run: Airflow 2 hands it the
+    # context of some task instance of the run (often a skipped branch), not the run's.
+    ti_state = None if _get(context, "reason") is not None else _state(_get(ti, "state"))
     for state in (ti_state, run_state):
         if state in _RETRY:
             return "retry"

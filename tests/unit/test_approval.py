@@ -393,3 +393,27 @@ def test_no_deadline_waits_on() -> None:
     room, now = FakeRoom(), [T0 / 1000 + 10**6]
     forever = Question(**{**QUESTION.__dict__, "deadline_ms": None})
     assert wait_with(room, now, forever).poll(room) == 10.0  # type: ignore[arg-type]
+
+
+def test_a_slow_read_that_began_before_the_deadline_does_not_time_out() -> None:
+    """The read began at 999 s (deadline 1000 s, grace 5 s) and IMKIT answered at 1006 s: a
+    reply made while it ran is unread, so the wait reads again instead of timing out."""
+    question = approval.Question("r", "bot", ("alice",), ("Approve",), "q", 0, deadline_ms=1_000_000)
+    now = [999.0]
+
+    class SlowClient:
+        def server_time(self) -> float:
+            return now[0]
+
+    wait = approval.ApprovalWait(question, 10.0, clock=lambda: now[0])
+
+    def slow_read(client: object) -> None:
+        now[0] += 7.0
+        return None
+
+    wait.read = slow_read  # type: ignore[method-assign]
+    step = wait.poll(SlowClient())  # type: ignore[arg-type]
+    assert isinstance(step, float)
+    now[0] = 1006.0
+    wait.read = lambda client: None  # type: ignore[method-assign]
+    assert wait.poll(SlowClient()) == approval.Outcome("timeout")  # type: ignore[arg-type]

@@ -145,6 +145,15 @@ CALLBACK_PLACES: dict[str, tuple[dict[str, Any], str]] = {
         },
         "✅ Airflow DAG etl run succeeded",
     ),
+    "DAG on_success_callback, Airflow 2 (a skipped task's context)": (
+        {
+            "ti": ti(state="skipped"),
+            "dag_run": SimpleNamespace(state="success", run_id="r1"),
+            "reason": "success",
+            "exception": None,
+        },
+        "✅ Airflow DAG etl run succeeded",
+    ),
     "DAG on_failure_callback": (
         {"ti": None, "dag_run": SimpleNamespace(state="failed", run_id="r1"), "reason": "task_failure"},
         "❌ Airflow DAG etl run failed",
