@@ -108,8 +108,14 @@ UNSETTLED = Unsettled()
 
 def no_answer_from_server(error: ImkitError) -> bool:
     """Whether an ambiguous failure had no answer from IMKIT itself (read timeout, connection
-    lost after sending, a proxy's 502 or 504): the server may still be storing the request."""
-    return isinstance(error, ImkitConnectionError) or getattr(error, "status_code", None) in (502, 504)
+    lost after sending, a proxy's 502 or 504, a 500 without IMKIT's envelope, i.e. a
+    gateway's page): the server may still be storing the request."""
+    if isinstance(error, ImkitConnectionError):
+        return True
+    status = getattr(error, "status_code", None)
+    if status == 500:
+        return getattr(error, "rc", None) is None and getattr(error, "code", None) is None
+    return status in (502, 504)
 
 
 class ImkitClient:

@@ -49,13 +49,18 @@ log = logging.getLogger(__name__)
 FIXED_CHECK_SECONDS = 15.0
 #: The error line a failed task leaves for the scheduler's run alert (an XCom of the task).
 ERROR_XCOM_KEY = "imkit_alerts_error"
+#: A sweep leaves a run that ended less than this long ago (s) to its own process's listener.
+SWEEP_GRACE = 10.0
 #: Sends of one alert before it is given up (marked ``failed`` in the ledger).
 MAX_SEND_ATTEMPTS = 5
 #: A pending alert of this very process is tried again this long after its last attempt (s).
 RETRY_PENDING_AFTER = 60.0
-#: Seconds after its last attempt before another live process's pending alert is taken over:
-#: past the default deadline (120 s) and settle window (10 s) of that send, plus a margin.
-TAKE_OVER_AFTER = 120.0 + 10.0 + 60.0
+#: A send attempt's lease: its deadline and settle window plus this margin (s). Another
+#: process takes a pending alert over only after the lease (or, for a process of this host
+#: and PID namespace, as soon as that process is gone).
+TAKE_OVER_MARGIN = 60.0
+#: A decision never attempted (its process died right after deciding) is taken over after (s).
+TAKE_OVER_AFTER = 120.0 + 10.0 + TAKE_OVER_MARGIN
 #: Decisions older than this are forgotten by the sweep (s): longer than any failure streak
 #: whose "still failing" notices matter.
 LEDGER_KEEP_SECONDS = 30 * 86400.0
@@ -78,6 +83,7 @@ class Alerts:
         self.ledger = ledger or Ledger()
         self._clock = clock
         self._sweeping = False
+        self._sweep_queued = threading.Event()
 
     # -- configuration, never raising --------------------------------------------------------
 
@@ -203,9 +209,12 @@ class Alerts:
         reason: str | None = None,
     ) -> None:
         """Decide a failed run's alert once (the ledger), then send it."""
+        if self.ledger.entry(dag_id, run_id, "failed") is not None:
+            return  # decided already (Airflow called twice, another scheduler, a sweep)
         room = _room(config, "dag_run_failed", dag_id, tags)
-        if room is None or self.ledger.entry(dag_id, run_id, "failed") is not None:
-            return  # not wanted, or decided already (Airflow called twice, another scheduler)
+        if room is None:  # not wanted: recorded, so that no sweep looks at it again
+            self._decide(config, Entry(dag_id, run_id, "failed", "none", "skipped"))
+            return
         streak = history.failure_streak(_earlier_runs(dag_id, run_id, end))
         alerted = self.ledger.entries(dag_id, [run.run_id for run in streak], "failed")
         notices = [run.end for run in streak if _announced(alerted.get(run.run_id))]
@@ -239,9 +248,12 @@ class Alerts:
     ) -> None:
         """Decide a successful run's notice once: "recovered" after failures that were
         announced (earlier runs, or this very run before it was cleared), or the success."""
-        room = _room(config, event, dag_id, tags)
         kind = "success" if event == "dag_run_success" else "recovered"
-        if room is None or self.ledger.entry(dag_id, run_id, kind) is not None:
+        if self.ledger.entry(dag_id, run_id, kind) is not None:
+            return
+        room = _room(config, event, dag_id, tags)
+        if room is None:
+            self._decide(config, Entry(dag_id, run_id, kind, "none", "skipped"))
             return
         if kind == "success":
             text = f"✅ Airflow DAG {dag_id} run succeeded\nRun: {run_id}"
@@ -273,18 +285,25 @@ class Alerts:
         from airflow_provider_imkit.exceptions import ImkitError
         from airflow_provider_imkit.hooks.imkit import ImkitHook
 
-        earlier = entry.attempt_at
-        taken = self.ledger.attempt(entry)
+        hook = ImkitHook(config.conn_id)
+        try:
+            settings = hook.settings
+        except ImkitError as exc:
+            log.error("IMKIT alerts: the %s alert of %s was not sent (%s)", entry.kind, entry.run_id, exc)
+            return
+        # The earlier attempt (maybe of a process that died) ended when it recorded its error,
+        # else by its deadline or when its process died (before now).
+        earlier = entry.attempt_at or entry.decided_at
+        ended_by = earlier if entry.error else min(self._clock(), earlier + settings.deadline)
+        taken = self.ledger.attempt(entry, lease=settings.deadline + settings.retry.settle + TAKE_OVER_MARGIN)
         if taken is None:
+            hook.close()
             return  # another process took it meanwhile
         mentions = list(config.mentions) or None
         try:
-            with ImkitHook(config.conn_id) as hook:
+            with hook:
                 found = None
                 if read_back:
-                    settings = hook.settings
-                    # That attempt ended by its deadline, or when its process died (before now).
-                    ended_by = min(self._clock(), (earlier or entry.decided_at) + settings.deadline)
                     found = hook.find_message(
                         room=entry.room,
                         sender=config.sender,
@@ -323,13 +342,22 @@ class Alerts:
 
         def tick() -> None:
             ready = _reads_connections()
-            if ready:
-                self.sender.submit(lambda: self.sweep(config))
+            # One sweep at a time: none is queued behind a long one (an IMKIT outage).
+            if ready and not self._sweep_queued.is_set():
+                self._sweep_queued.set()
+                if not self.sender.submit(lambda: self._queued_sweep(config)):
+                    self._sweep_queued.clear()
             timer = threading.Timer(config.sweep_interval if ready else 1.0, tick)
             timer.daemon = True
             timer.start()
 
         tick()
+
+    def _queued_sweep(self, config: AlertsConfig) -> None:
+        try:
+            self.sweep(config)
+        finally:
+            self._sweep_queued.clear()
 
     def sweep(self, config: AlertsConfig) -> None:
         """
@@ -340,7 +368,8 @@ class Alerts:
         """
         now = self._clock()
         since = max(self.ledger.since(), now - config.sweep_lookback)
-        runs = _finished_runs(_utc(since))
+        # Runs that ended a moment ago are left to the listener of the process handling them.
+        runs = [run for run in _finished_runs(_utc(since)) if run.end.timestamp() <= now - SWEEP_GRACE]
         wanted = [
             (run, kind)
             for run in runs
@@ -371,6 +400,8 @@ class Alerts:
             return entry.attempt_at is None or now - last >= RETRY_PENDING_AFTER
         if owner_alive(entry.owner) is False:
             return True
+        if entry.lease_until is not None:
+            return now >= entry.lease_until
         return now - last >= TAKE_OVER_AFTER
 
     def _task_event(
@@ -453,7 +484,10 @@ def _reads_connections() -> bool:
 
 def _is_scheduler(argv: list[str]) -> bool:
     """Whether this process is ``airflow scheduler`` (where the sweep runs)."""
-    return bool(argv) and os.path.basename(argv[0]) == "airflow" and "scheduler" in argv[1:2]
+    if not argv or "scheduler" not in argv[1:2]:
+        return False
+    program = os.path.normpath(argv[0])  # `airflow scheduler`, or `python -m airflow scheduler`
+    return os.path.basename(program) == "airflow" or program.endswith(os.path.join("airflow", "__main__.py"))
 
 
 def _airflow_conf(key: str) -> str | None:
@@ -531,7 +565,7 @@ class FinishedRun:
 
 
 def _finished_runs(since: datetime) -> list[FinishedRun]:
-    """Runs that ended failed or successful since ``since`` (the sweep's window), oldest first."""
+    """Runs that ended failed or successful since ``since`` (the sweep's window), newest first."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -543,7 +577,7 @@ def _finished_runs(since: datetime) -> list[FinishedRun]:
             select(DagRun.dag_id, DagRun.run_id, DagRun.state, logical, DagRun.end_date)
             .where(DagRun.end_date.is_not(None), DagRun.end_date >= since)
             .where(DagRun.state.in_(("success", "failed")))
-            .order_by(DagRun.end_date)
+            .order_by(DagRun.end_date.desc())  # the newest first, should the window hold more
             .limit(10_000)
         ).all()
     return [

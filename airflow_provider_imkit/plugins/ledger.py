@@ -49,12 +49,15 @@ TABLE = sa.Table(
     sa.Column("state", sa.String(20), nullable=False),  # pending | sent | skipped | failed
     sa.Column("room", sa.String(250), nullable=False, default=""),
     sa.Column("text", sa.Text, nullable=False, default=""),
-    sa.Column("decided_at", sa.Float, nullable=False),  # seconds since the epoch
-    sa.Column("attempt_at", sa.Float, nullable=True),  # when the last send began
+    # Seconds since the epoch, in double precision (MySQL's FLOAT would lose minutes).
+    sa.Column("decided_at", sa.Float(precision=53), nullable=False),
+    sa.Column("attempt_at", sa.Float(precision=53), nullable=True),  # when the last send began
+    sa.Column("lease_until", sa.Float(precision=53), nullable=True),  # the attempt cannot run past this
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("owner", sa.String(250), nullable=False, default=""),  # host:pid
+    sa.Column("owner", sa.String(250), nullable=False, default=""),  # host:pid-namespace:pid
     sa.Column("message_id", sa.String(100), nullable=True),
     sa.Column("error", sa.String(500), nullable=True),
+    sa.Index("imkit_alert_ledger_state", "state"),
 )
 
 
@@ -71,6 +74,7 @@ class Entry:
     text: str = ""
     decided_at: float = 0.0
     attempt_at: float | None = None
+    lease_until: float | None = None
     attempts: int = 0
     owner: str = ""
     message_id: str | None = None
@@ -81,15 +85,27 @@ class Entry:
         return (self.dag_id, self.run_id, self.kind)
 
 
+def _pid_namespace() -> str:
+    """This process's PID namespace (Linux), so that a pid is only ever judged in its own."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "?"
+
+
 def this_owner() -> str:
-    """``host:pid`` of this process: who is sending an alert."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid-namespace:pid`` of this process (asked each time: a forked child is another
+    owner): who is sending an alert."""
+    return f"{socket.gethostname()}:{_pid_namespace()}:{os.getpid()}"
 
 
 def owner_alive(owner: str) -> bool | None:
-    """Whether the process ``owner`` names still runs: True/False on this host, None elsewhere."""
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    """Whether the process ``owner`` names still runs: True/False for a process of this host
+    and PID namespace; None when that cannot be told here (another host, or containers that
+    share a host name but not their pids): its lease decides then."""
+    where, _, pid = owner.rpartition(":")
+    host, _, namespace = where.rpartition(":")
+    if host != socket.gethostname() or namespace != _pid_namespace() or namespace == "?" or not pid.isdigit():
         return None
     try:
         os.kill(int(pid), 0)
@@ -115,7 +131,17 @@ class Ledger:
         self._session = session
         self._clock = clock
         self._ready = False
-        self.owner = this_owner()
+
+    @property
+    def owner(self) -> str:
+        """Who this process is in the ledger (see :func:`this_owner`)."""
+        return self._owner or this_owner()
+
+    @owner.setter
+    def owner(self, value: str) -> None:
+        self._owner = value
+
+    _owner: str = ""
 
     @contextlib.contextmanager
     def _begin(self) -> Iterator[Any]:
@@ -186,13 +212,22 @@ class Ledger:
         keys = list(keys)
         if not keys:
             return set()
+        found: set[tuple[str, str, str]] = set()
+        pairs = sorted({(dag_id, run_id) for dag_id, run_id, _ in keys})
         with self._begin() as session:
-            rows = session.execute(
-                sa.select(TABLE.c.dag_id, TABLE.c.run_id, TABLE.c.kind).where(
-                    TABLE.c.run_id.in_({run_id for _, run_id, _ in keys})
-                )
-            ).all()
-        return {tuple(row) for row in rows} & set(keys)
+            for start in range(0, len(pairs), 200):  # by primary key: (dag_id, run_id) pairs
+                rows = session.execute(
+                    sa.select(TABLE.c.dag_id, TABLE.c.run_id, TABLE.c.kind).where(
+                        sa.or_(
+                            *(
+                                sa.and_(TABLE.c.dag_id == dag_id, TABLE.c.run_id == run_id)
+                                for dag_id, run_id in pairs[start : start + 200]
+                            )
+                        )
+                    )
+                ).all()
+                found.update((str(d), str(r), str(k)) for d, r, k in rows)
+        return found & set(keys)
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -207,10 +242,11 @@ class Ledger:
             return None
         return entry
 
-    def attempt(self, entry: Entry) -> Entry | None:
-        """Take the alert for a send attempt now: the row must still be as ``entry`` says
-        (pending, same owner and attempt), so two sweeps never both send it. The updated entry,
-        or None when another process took it meanwhile."""
+    def attempt(self, entry: Entry, lease: float) -> Entry | None:
+        """Take the alert for a send attempt now, for at most ``lease`` seconds (the send's
+        deadline and settle window: no other process takes it over before they passed). The
+        row must still be as ``entry`` says (pending, same owner and attempt), so two sweeps
+        never both send it. The updated entry, or None when another process took it meanwhile."""
         now = self._clock()
         with self._begin() as session:
             done = session.execute(
@@ -221,22 +257,47 @@ class Ledger:
                     TABLE.c.owner == entry.owner,
                     TABLE.c.attempts == entry.attempts,
                 )
-                .values(owner=self.owner, attempt_at=now, attempts=entry.attempts + 1)
+                .values(
+                    owner=self.owner,
+                    attempt_at=now,
+                    lease_until=now + lease,
+                    attempts=entry.attempts + 1,
+                    error=None,
+                )
             )
         if done.rowcount != 1:
             return None
-        return replace(entry, owner=self.owner, attempt_at=now, attempts=entry.attempts + 1)
+        return replace(
+            entry,
+            owner=self.owner,
+            attempt_at=now,
+            lease_until=now + lease,
+            attempts=entry.attempts + 1,
+            error=None,
+        )
 
     def finish(
         self, entry: Entry, state: str, *, message_id: str | None = None, error: str | None = None
     ) -> None:
         """Record how a send ended: ``sent`` (with the message id), ``pending`` (to be tried
-        again, with the error) or ``failed`` (given up)."""
+        again, with the error) or ``failed`` (given up). Only while the alert is still this
+        attempt's (``entry`` as :meth:`attempt` returned it): a process that was taken over
+        never overwrites what the taker recorded. ``attempt_at`` becomes when it ended."""
         with self._begin() as session:
             session.execute(
                 sa.update(TABLE)
-                .where(*_key(entry))
-                .values(state=state, message_id=message_id, error=(error or "")[:500] or None)
+                .where(
+                    *_key(entry),
+                    TABLE.c.owner == entry.owner,
+                    TABLE.c.attempts == entry.attempts,
+                    TABLE.c.state == "pending",
+                )
+                .values(
+                    state=state,
+                    message_id=message_id,
+                    error=(error or "")[:500] or None,
+                    attempt_at=self._clock(),
+                )
             )
 
     def prune(self, older_than: float) -> int:

@@ -175,8 +175,9 @@ def test_a_process_that_died_before_deciding_is_swept(
     sandbox: ImkitSandbox, database: Any, runs: Runs
 ) -> None:
     """The scheduler died with the alert only in its queue: the restarted one's sweep sends it."""
+    process(database, clock=lambda: T0.timestamp() - 60).ledger.since()  # the plugin was on before
     runs.finish("etl", "r1", "failed", T0, ["load"])
-    restarted = process(database)
+    restarted = process(database, clock=lambda: T0.timestamp() + 60)
     restarted.sweep(restarted.config)  # type: ignore[arg-type]
     restarted.sweep(restarted.config)  # type: ignore[arg-type]  # a second sweep: nothing new
     assert texts(sandbox) == ["❌ Airflow DAG etl run failed: 1 task failed"]
@@ -193,7 +194,7 @@ def test_a_process_that_died_while_sending_is_read_back_then_sent(
     claimed = gone.claim(
         Entry("etl", "r1", "failed", "full", "pending", ROOM, "❌ Airflow DAG etl run failed")
     )
-    assert claimed is not None and gone.attempt(claimed) is not None
+    assert claimed is not None and gone.attempt(claimed, lease=190) is not None
     later = T0.timestamp() + 3600
     restarted = process(database, clock=lambda: later)
     restarted.sweep(restarted.config)  # type: ignore[arg-type]
@@ -211,7 +212,7 @@ def test_an_alert_posted_by_a_process_that_died_is_not_posted_again(
     claimed = gone.claim(
         Entry("etl", "r1", "failed", "full", "pending", ROOM, "❌ Airflow DAG etl run failed")
     )
-    assert claimed is not None and gone.attempt(claimed) is not None
+    assert claimed is not None and gone.attempt(claimed, lease=190) is not None
     sandbox.post_as("airflow", ROOM, "❌ Airflow DAG etl run failed")
     restarted = process(database, clock=lambda: T0.timestamp() + 3600)
     restarted.sweep(restarted.config)  # type: ignore[arg-type]
@@ -299,3 +300,34 @@ def test_the_sweep_leaves_runs_from_before_its_window(
     scheduler.sweep(scheduler.config)  # type: ignore[arg-type]
     (only,) = sandbox.received(ROOM)  # the new run's alert; the old run is outside the window
     assert only["message"].startswith("❌ Airflow DAG etl run failed")
+
+
+def test_the_sweep_leaves_a_run_that_just_ended_to_its_own_listener(
+    sandbox: ImkitSandbox, database: Any, runs: Runs
+) -> None:
+    process(database, clock=lambda: T0.timestamp() - 60).ledger.since()  # the plugin was on before
+    runs.finish("etl", "r1", "failed", T0, ["load"])
+    scheduler = process(database, clock=lambda: T0.timestamp() + 2)
+    scheduler.sweep(scheduler.config)  # type: ignore[arg-type]
+    assert texts(sandbox) == []  # 2 s after it ended: the process handling it alerts it
+    later = process(database, clock=lambda: T0.timestamp() + 30)
+    later.sweep(later.config)  # type: ignore[arg-type]
+    assert texts(sandbox) == ["❌ Airflow DAG etl run failed: 1 task failed"]
+
+
+def test_a_slow_owner_never_overwrites_what_its_taker_recorded(database: Any) -> None:
+    first = Ledger(session=database, clock=lambda: T0.timestamp())
+    first.owner = "host-a:1:10"
+    claimed = first.claim(Entry("etl", "r1", "failed", "full", "pending", ROOM, "text"))
+    assert claimed is not None
+    slow = first.attempt(claimed, lease=10)
+    assert slow is not None
+    taker = Ledger(session=database, clock=lambda: T0.timestamp() + 60)
+    taker.owner = "host-b:1:20"
+    taken = taker.attempt(slow, lease=10)
+    assert taken is not None
+    taker.finish(taken, "sent", message_id="m1")
+    first.finish(slow, "pending", error="read timeout")  # the slow owner, late: ignored
+    entry = taker.entry("etl", "r1", "failed")
+    assert entry is not None and (entry.state, entry.message_id, entry.owner) == ("sent", "m1", "host-b:1:20")
+    assert first.attempt(slow, lease=10) is None  # and it cannot take it back

@@ -205,9 +205,25 @@ def test_the_sweep_runs_in_schedulers_once_they_read_connections(monkeypatch: py
     assert alerts_module._is_scheduler(["/venv/bin/airflow", "scheduler"])
     assert not alerts_module._is_scheduler(["/venv/bin/airflow", "triggerer"])
     assert not alerts_module._is_scheduler(["python", "-m", "pytest"])
+    assert alerts_module._is_scheduler(
+        ["/venv/lib/python3.11/site-packages/airflow/__main__.py", "scheduler"]
+    )
     if alerts_module.AIRFLOW_V_3_0_PLUS:
         # on_starting comes before the scheduler marks itself a server (connections from the DB).
         monkeypatch.delenv("_AIRFLOW_PROCESS_CONTEXT", raising=False)
         assert not alerts_module._reads_connections()
         monkeypatch.setenv("_AIRFLOW_PROCESS_CONTEXT", "server")
     assert alerts_module._reads_connections()
+
+
+def test_a_pid_is_judged_only_in_its_own_host_and_pid_namespace() -> None:
+    import os
+
+    from airflow_provider_imkit.plugins import ledger
+
+    me = ledger.this_owner()
+    assert ledger.owner_alive(me) is True
+    host, namespace, _ = me.split(":")
+    assert ledger.owner_alive(f"{host}:{namespace}:999999999") is False
+    assert ledger.owner_alive(f"{host}:another-namespace:{os.getpid()}") is None  # a container's
+    assert ledger.owner_alive(f"another-host:{namespace}:{os.getpid()}") is None

@@ -197,6 +197,16 @@ def test_500_answered_by_imkit_reads_back_once(hook: ImkitHook, sleeps: list[flo
 
 
 @responses.activate
+def test_a_gateway_s_500_page_is_no_answer_from_imkit(hook: ImkitHook, sleeps: list[float]) -> None:
+    """A 500 HTML page from a proxy is not IMKIT's answer: the settle window applies."""
+    responses.post(URL, status=500, body="<html>500 Internal Server Error</html>")
+    responses.get(HISTORY, json=history())
+    responses.post(URL, json=ok())
+    assert hook.send_message(room="ops", sender="bot", message="m") == MESSAGE
+    assert [c.request.method for c in responses.calls] == ["POST", *["GET"] * 5, "POST"]
+
+
+@responses.activate
 def test_deadline_inside_the_settle_window_never_resends(
     conn_env: Callable[..., None], fake_time: FakeTime
 ) -> None:
