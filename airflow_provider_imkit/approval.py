@@ -199,6 +199,7 @@ def undecided_question(
     *,
     since_ms: int,
     settled_after: float = 0.0,
+    seen: set[str] | None = None,
 ) -> dict[str, Any] | None:
     """
     An earlier try's question, still open, for a later try to wait on instead of asking again:
@@ -211,12 +212,15 @@ def undecided_question(
         replaced by the found question's).
     :param settled_after: the settle rule for the earlier try's post (seconds since the
         epoch): while nothing is found, the room is read again until then.
+    :param seen: filled with the id of the question found, decided or not (so the caller can
+        tell an earlier try's question from its own new one).
     :raises ImkitReadBackError: the room holds too many messages to tell.
     """
     # Imported here: DAG files import this module (the operator checks its options at parse
     # time), and the client would add requests to every parse.
     from airflow_provider_imkit.client import NOT_FOUND
 
+    seen = set() if seen is None else seen
     def read() -> Any:
         found = find_message(
             client,
@@ -232,6 +236,7 @@ def undecided_question(
     found = client.read_back(read, settled_after=settled_after)
     if found is NOT_FOUND:
         return None
+    seen.add(str(found.get("_id")))
     asked_at = created_ms(found) or since_ms
     wait_ms = None if asked.deadline_ms is None else asked.deadline_ms - asked.asked_at_ms
     question = replace(

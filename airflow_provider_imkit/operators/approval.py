@@ -259,6 +259,7 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
         from airflow_provider_imkit.hooks.imkit import ImkitHook
 
         earlier = earlier_try(context)
+        decided: set[str] = set()
         if earlier is not None:
             with ImkitHook(self.imkit_conn_id, retry=self.retry) as hook:
                 try:
@@ -268,6 +269,7 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
                         text,
                         since_ms=earlier.since_ms,
                         settled_after=earlier.ended_by + hook.settings.retry.settle,
+                        seen=decided,
                     )
                 except ImkitReadBackError as exc:
                     self.log.warning("Could not look for an earlier try's question (%s): asking again", exc)
@@ -281,7 +283,7 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
                 return found
         # Never read back for an earlier try's post here: a decided question of an earlier try
         # has the same text, and taking it for this try's would reuse its answer.
-        return deliver(
+        asked = deliver(
             imkit_conn_id=self.imkit_conn_id,
             retry=self.retry,
             timeout=None,
@@ -290,6 +292,15 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
             message=text,
             mentions=list(draft.approvers),
         )
+        if str(asked.get("_id")) in decided:
+            # The send got no answer and its read-back found the earlier try's decided question:
+            # whether this try's question was stored is unknown. Never wait on the old one.
+            raise ImkitReadBackError(
+                f"IMKIT approval in room {draft.room!r}: the question may or may not have been "
+                "posted (no answer from IMKIT, and the room shows only an earlier try's decided "
+                "question); a task retry looks again"
+            )
+        return asked
 
     # -- deciding -------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -332,3 +333,22 @@ def test_a_host_clock_ahead_of_imkit_s_does_not_end_the_wait_early(sandbox: Imki
         sandbox.post_as("alice", "ops", "Approve")
         outcome = wait.poll(hook.client)
     assert not isinstance(outcome, float) and outcome.chosen == "Approve"
+
+
+def test_a_later_try_never_adopts_the_decided_question_its_own_read_back_finds(
+    sandbox: ImkitSandbox, fake_client_time: Any
+) -> None:
+    """Try 2 posts its question; IMKIT gives no answer and never stores it; the hook's
+    read-back then finds try 1's identical, decided question. Waiting on it would reuse its
+    answer: the try fails instead (retryable), and nothing was decided for it."""
+    from airflow_provider_imkit.exceptions import ImkitReadBackError
+
+    op = gate_operator()
+    first = op._ask({}, draft(), TEXT)
+    sandbox.post_as("alice", "ops", "Approve")  # try 1's question is decided
+    sandbox.inject("/messages", Fault("close_before"))
+    context = later_try_context()
+    context["dag_run"].start_date = context["ti"].start_date = datetime.now(tz=UTC)  # try 2 just began
+    with pytest.raises(ImkitReadBackError, match="earlier try's decided question"):
+        op._ask(context, draft(), TEXT)
+    assert [m["_id"] for m in sandbox.received("ops") if m["message"] == TEXT] == [first["_id"]]
