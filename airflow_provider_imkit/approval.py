@@ -221,6 +221,7 @@ def undecided_question(
     from airflow_provider_imkit.client import NOT_FOUND
 
     seen = set() if seen is None else seen
+
     def read() -> Any:
         found = find_message(
             client,

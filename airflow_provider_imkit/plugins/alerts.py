@@ -35,7 +35,7 @@ from airflow_provider_imkit import log_masking
 from airflow_provider_imkit.notifications.default_message import SEE_THE_TASK_LOG, first_line
 from airflow_provider_imkit.plugins import history
 from airflow_provider_imkit.plugins.config import AlertsConfig, AlertsConfigError, alerts_config
-from airflow_provider_imkit.plugins.ledger import Entry, Ledger, owner_alive
+from airflow_provider_imkit.plugins.ledger import Entry, Ledger, clear_of, kind_key, owner_alive
 from airflow_provider_imkit.plugins.sender import BackgroundSender
 from airflow_provider_imkit.read_back import READ_BACK_CLOCK_SKEW_MS
 from airflow_provider_imkit.version_compat import AIRFLOW_V_3_0_PLUS
@@ -207,13 +207,15 @@ class Alerts:
         end: datetime,
         tags: list[str] | None,
         reason: str | None = None,
+        clear_number: int = 0,
     ) -> None:
-        """Decide a failed run's alert once (the ledger), then send it."""
-        if self.ledger.entry(dag_id, run_id, "failed") is not None:
+        """Decide a failed run's alert once (the ledger; once per clear of the run), then send it."""
+        kind = kind_key("failed", clear_number)
+        if self.ledger.entry(dag_id, run_id, kind) is not None:
             return  # decided already (Airflow called twice, another scheduler, a sweep)
         room = _room(config, "dag_run_failed", dag_id, tags)
         if room is None:  # not wanted: recorded, so that no sweep looks at it again
-            self._decide(config, Entry(dag_id, run_id, "failed", "none", "skipped"))
+            self._decide(config, Entry(dag_id, run_id, kind, "none", "skipped"))
             return
         streak = history.failure_streak(_earlier_runs(dag_id, run_id, end))
         alerted = self.ledger.entries(dag_id, [run.run_id for run in streak], "failed")
@@ -234,7 +236,7 @@ class Alerts:
             )
         elif notice == "repeat":
             text = history.still_failing_text(dag_id, len(streak) + 1, streak[0].end, link)
-        self._decide(config, Entry(dag_id, run_id, "failed", notice or "none", "pending", room, text))
+        self._decide(config, Entry(dag_id, run_id, kind, notice or "none", "pending", room, text))
 
     def _succeeded_run(
         self,
@@ -245,23 +247,26 @@ class Alerts:
         logical_date: Any,
         end: datetime,
         tags: list[str] | None,
+        clear_number: int = 0,
     ) -> None:
-        """Decide a successful run's notice once: "recovered" after failures that were
-        announced (earlier runs, or this very run before it was cleared), or the success."""
-        kind = "success" if event == "dag_run_success" else "recovered"
+        """Decide a successful run's notice once (per clear of the run): "recovered" after
+        failures that were announced (earlier runs, or this very run before it was cleared,
+        since its last recovery), or the success."""
+        base = "success" if event == "dag_run_success" else "recovered"
+        kind = kind_key(base, clear_number)
         if self.ledger.entry(dag_id, run_id, kind) is not None:
             return
         room = _room(config, event, dag_id, tags)
         if room is None:
             self._decide(config, Entry(dag_id, run_id, kind, "none", "skipped"))
             return
-        if kind == "success":
+        if base == "success":
             text = f"✅ Airflow DAG {dag_id} run succeeded\nRun: {run_id}"
             self._decide(config, Entry(dag_id, run_id, kind, "success", "pending", room, text))
             return
         streak = history.failure_streak(_earlier_runs(dag_id, run_id, end))
         alerted = self.ledger.entries(dag_id, [run.run_id for run in streak], "failed")
-        own = self.ledger.entry(dag_id, run_id, "failed")  # this run failed, then was cleared
+        own = self._own_failure(dag_id, run_id, clear_number)  # this run failed, then was cleared
         failures = [run.end for run in streak] + ([_utc(own.decided_at)] if own is not None else [])
         if not (any(_announced(e) for e in alerted.values()) or _announced(own)):
             self._decide(config, Entry(dag_id, run_id, kind, "none", "pending", room, ""))
@@ -269,6 +274,21 @@ class Alerts:
         down = (end - min(failures)).total_seconds()
         text = history.recovered_text(dag_id, len(failures), down, _run_link(dag_id, run_id))
         self._decide(config, Entry(dag_id, run_id, kind, "recovered", "pending", room, text))
+
+    def _own_failure(self, dag_id: str, run_id: str, clear_number: int) -> Entry | None:
+        """This run's announced failure (of an earlier clear) not yet followed by a recovery."""
+        recovered = [
+            clear_of(e.kind)
+            for e in self.ledger.all_of(dag_id, run_id, "recovered")
+            if e.notice == "recovered"
+        ]
+        after = max(recovered, default=-1)
+        failures = [
+            e
+            for e in self.ledger.all_of(dag_id, run_id, "failed")
+            if _announced(e) and after < clear_of(e.kind) <= clear_number
+        ]
+        return failures[-1] if failures else None
 
     def _decide(self, config: AlertsConfig, entry: Entry) -> None:
         """Record the decision in the ledger; the process whose record it is sends it."""
@@ -375,12 +395,14 @@ class Alerts:
             for run in runs
             for kind in (("failed",) if run.state == "failed" else ("recovered", "success"))
         ]
-        decided = self.ledger.decided((run.dag_id, run.run_id, kind) for run, kind in wanted)
+        decided = self.ledger.decided(
+            (run.dag_id, run.run_id, kind_key(kind, run.clear_number)) for run, kind in wanted
+        )
         for run, kind in wanted:
-            if (run.dag_id, run.run_id, kind) in decided:
+            if (run.dag_id, run.run_id, kind_key(kind, run.clear_number)) in decided:
                 continue
             facts = {"dag_id": run.dag_id, "run_id": run.run_id, "logical_date": run.logical_date}
-            facts.update(end=run.end, tags=None)
+            facts.update(end=run.end, tags=None, clear_number=run.clear_number)
             if kind == "failed":
                 self._failed_run(config, **facts)
             else:
@@ -506,6 +528,7 @@ def _run_facts(dag_run: Any) -> dict[str, Any]:
         "logical_date": getattr(dag_run, "logical_date", None),
         "end": end,
         "tags": sorted(tags) if tags is not None else None,
+        "clear_number": int(getattr(dag_run, "clear_number", 0) or 0),
     }
 
 
@@ -562,6 +585,7 @@ class FinishedRun:
     state: str
     logical_date: Any
     end: datetime
+    clear_number: int = 0
 
 
 def _finished_runs(since: datetime) -> list[FinishedRun]:
@@ -574,15 +598,15 @@ def _finished_runs(since: datetime) -> list[FinishedRun]:
     logical = DagRun.logical_date if AIRFLOW_V_3_0_PLUS else DagRun.execution_date
     with create_session() as session:
         rows = session.execute(
-            select(DagRun.dag_id, DagRun.run_id, DagRun.state, logical, DagRun.end_date)
+            select(DagRun.dag_id, DagRun.run_id, DagRun.state, logical, DagRun.end_date, DagRun.clear_number)
             .where(DagRun.end_date.is_not(None), DagRun.end_date >= since)
             .where(DagRun.state.in_(("success", "failed")))
             .order_by(DagRun.end_date.desc())  # the newest first, should the window hold more
             .limit(10_000)
         ).all()
     return [
-        FinishedRun(dag_id, run_id, str(getattr(state, "value", state)), logical, ended)
-        for dag_id, run_id, state, logical, ended in rows
+        FinishedRun(dag_id, run_id, str(getattr(state, "value", state)), logical, ended, int(clear or 0))
+        for dag_id, run_id, state, logical, ended, clear in rows
     ]
 
 

@@ -44,7 +44,8 @@ TABLE = sa.Table(
     _metadata,
     sa.Column("dag_id", sa.String(250), primary_key=True),
     sa.Column("run_id", sa.String(250), primary_key=True),
-    sa.Column("kind", sa.String(20), primary_key=True),  # failed | recovered | success
+    # failed | recovered | success, with "#<clear number>" for a run cleared since (kind_key)
+    sa.Column("kind", sa.String(40), primary_key=True),
     sa.Column("notice", sa.String(20), nullable=False),  # full | repeat | recovered | success | none
     sa.Column("state", sa.String(20), nullable=False),  # pending | sent | skipped | failed
     sa.Column("room", sa.String(250), nullable=False, default=""),
@@ -83,6 +84,18 @@ class Entry:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.dag_id, self.run_id, self.kind)
+
+
+def kind_key(base: str, clear_number: int) -> str:
+    """The ledger kind of an alert for one clear of a run: a cleared run that fails or succeeds
+    again is a new event (``failed``, then ``failed#1``, ``failed#2``...)."""
+    return base if not clear_number else f"{base}#{clear_number}"
+
+
+def clear_of(kind: str) -> int:
+    """The run's clear number a ledger kind belongs to."""
+    _, _, number = kind.partition("#")
+    return int(number) if number.isdigit() else 0
 
 
 def _pid_namespace() -> str:
@@ -180,26 +193,46 @@ class Ledger:
             ).scalar()
         return float(value) if value is not None else self._clock()
 
-    def entries(self, dag_id: str, run_ids: Iterable[str], kind: str) -> dict[str, Entry]:
-        """The rows of ``kind`` for these runs of ``dag_id``, by run id."""
-        run_ids = list(run_ids)
-        if not run_ids:
-            return {}
-        found: dict[str, Entry] = {}
+    def _rows(self, dag_id: str, run_ids: list[str], base: str) -> list[Entry]:
+        """Every row of kind ``base`` (any clear of the run) for these runs of ``dag_id``."""
+        found: list[Entry] = []
         with self._begin() as session:
             for start in range(0, len(run_ids), 500):
                 rows = session.execute(
                     sa.select(TABLE).where(
                         TABLE.c.dag_id == dag_id,
-                        TABLE.c.kind == kind,
+                        sa.or_(TABLE.c.kind == base, TABLE.c.kind.like(f"{base}#%")),
                         TABLE.c.run_id.in_(run_ids[start : start + 500]),
                     )
                 ).mappings()
-                found.update({row["run_id"]: Entry(**row) for row in rows})
+                found.extend(Entry(**row) for row in rows)
         return found
 
+    def entries(self, dag_id: str, run_ids: Iterable[str], base: str) -> dict[str, Entry]:
+        """For these runs of ``dag_id``, the row of kind ``base`` of each run's latest clear."""
+        latest: dict[str, Entry] = {}
+        for entry in self._rows(dag_id, list(run_ids), base):
+            if entry.run_id not in latest or clear_of(entry.kind) > clear_of(latest[entry.run_id].kind):
+                latest[entry.run_id] = entry
+        return latest
+
+    def all_of(self, dag_id: str, run_id: str, base: str) -> list[Entry]:
+        """The rows of kind ``base`` of every clear of one run, the first clear first."""
+        return sorted(self._rows(dag_id, [run_id], base), key=lambda entry: clear_of(entry.kind))
+
     def entry(self, dag_id: str, run_id: str, kind: str) -> Entry | None:
-        return self.entries(dag_id, [run_id], kind).get(run_id)
+        """The row of exactly this key (``kind`` as :func:`kind_key` gives it), or None."""
+        with self._begin() as session:
+            row = (
+                session.execute(
+                    sa.select(TABLE).where(
+                        TABLE.c.dag_id == dag_id, TABLE.c.run_id == run_id, TABLE.c.kind == kind
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else Entry(**row)
 
     def pending(self) -> list[Entry]:
         """Alerts decided and not (yet) known to be sent."""

@@ -116,10 +116,13 @@ def process(database: Callable[[], Any], clock: Callable[[], float] | None = Non
     return Alerts(get=options.get, ledger=ledger, clock=clock or (lambda: T0.timestamp()))
 
 
-def run(dag_id: str, run_id: str, end: datetime) -> Any:
+def run(dag_id: str, run_id: str, end: datetime, clear_number: int = 0) -> Any:
+    """A DagRun as listeners get it (``clear_number``: how often it was cleared)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(dag_id=dag_id, run_id=run_id, end_date=end, logical_date=None)
+    return SimpleNamespace(
+        dag_id=dag_id, run_id=run_id, end_date=end, logical_date=None, clear_number=clear_number
+    )
 
 
 def texts(sandbox: ImkitSandbox) -> list[str]:
@@ -259,13 +262,47 @@ def test_a_cleared_run_that_succeeds_after_its_failure_alert_is_a_recovery(
     settle(scheduler)
     later = T0 + timedelta(minutes=30)
     runs.finish("etl", "r1", "success", later)  # cleared, then it succeeded
-    scheduler.on_dag_run_success(run("etl", "r1", later), "success")
-    runs.finish("etl", "r1", "failed", later + timedelta(minutes=1), ["load"])  # and again: once only
-    scheduler.on_dag_run_failed(run("etl", "r1", later + timedelta(minutes=1)), "task_failure")
+    scheduler.on_dag_run_success(run("etl", "r1", later, clear_number=1), "success")
+    scheduler.on_dag_run_success(run("etl", "r1", later, clear_number=1), "success")  # Airflow, again
     settle(scheduler)
     assert texts(sandbox) == [
         "❌ Airflow DAG etl run failed: 1 task failed",
         "✅ Airflow DAG etl recovered after 1 failed run, down for 30 min 00 s",
+    ]
+
+
+def test_each_clear_of_a_run_is_its_own_event(sandbox: ImkitSandbox, database: Any, runs: Runs) -> None:
+    """fail, cleared: recovers, cleared: fails again (announced again), cleared: recovers again;
+    and a run that first succeeded, then failed after a clear, then recovered."""
+    now = [T0.timestamp()]
+    scheduler = process(database, clock=lambda: now[0])  # decisions are made as the runs end
+    for clear, (state, minute) in enumerate(
+        [("failed", 0), ("success", 10), ("failed", 20), ("success", 30)]
+    ):
+        end = T0 + timedelta(minutes=minute)
+        now[0] = end.timestamp()
+        runs.finish("etl", "r1", state, end, ["load"] if state == "failed" else None)
+        if state == "failed":
+            scheduler.on_dag_run_failed(run("etl", "r1", end, clear), "task_failure")
+        else:
+            scheduler.on_dag_run_success(run("etl", "r1", end, clear), "success")
+        settle(scheduler)
+    for clear, (state, minute) in enumerate([("success", 40), ("failed", 50), ("success", 60)]):
+        end = T0 + timedelta(minutes=minute)
+        now[0] = end.timestamp()
+        runs.finish("bi", "b1", state, end, ["load"] if state == "failed" else None)
+        if state == "failed":
+            scheduler.on_dag_run_failed(run("bi", "b1", end, clear), "task_failure")
+        else:
+            scheduler.on_dag_run_success(run("bi", "b1", end, clear), "success")
+        settle(scheduler)
+    assert texts(sandbox) == [
+        "❌ Airflow DAG etl run failed: 1 task failed",
+        "✅ Airflow DAG etl recovered after 1 failed run, down for 10 min 00 s",
+        "❌ Airflow DAG etl run failed: 1 task failed",
+        "✅ Airflow DAG etl recovered after 1 failed run, down for 10 min 00 s",
+        "❌ Airflow DAG bi run failed: 1 task failed",
+        "✅ Airflow DAG bi recovered after 1 failed run, down for 10 min 00 s",
     ]
 
 
