@@ -276,26 +276,21 @@ def test_each_clear_of_a_run_is_its_own_event(sandbox: ImkitSandbox, database: A
     and a run that first succeeded, then failed after a clear, then recovered."""
     now = [T0.timestamp()]
     scheduler = process(database, clock=lambda: now[0])  # decisions are made as the runs end
-    for clear, (state, minute) in enumerate(
-        [("failed", 0), ("success", 10), ("failed", 20), ("success", 30)]
-    ):
-        end = T0 + timedelta(minutes=minute)
-        now[0] = end.timestamp()
-        runs.finish("etl", "r1", state, end, ["load"] if state == "failed" else None)
-        if state == "failed":
-            scheduler.on_dag_run_failed(run("etl", "r1", end, clear), "task_failure")
-        else:
-            scheduler.on_dag_run_success(run("etl", "r1", end, clear), "success")
-        settle(scheduler)
-    for clear, (state, minute) in enumerate([("success", 40), ("failed", 50), ("success", 60)]):
-        end = T0 + timedelta(minutes=minute)
-        now[0] = end.timestamp()
-        runs.finish("bi", "b1", state, end, ["load"] if state == "failed" else None)
-        if state == "failed":
-            scheduler.on_dag_run_failed(run("bi", "b1", end, clear), "task_failure")
-        else:
-            scheduler.on_dag_run_success(run("bi", "b1", end, clear), "success")
-        settle(scheduler)
+
+    def each_clear(dag_id: str, run_id: str, *ends: tuple[str, int]) -> None:
+        """The run ends ``state`` at T0 + ``minute``, then is cleared, and so on."""
+        for clear, (state, minute) in enumerate(ends):
+            end = T0 + timedelta(minutes=minute)
+            now[0] = end.timestamp()
+            runs.finish(dag_id, run_id, state, end, ["load"] if state == "failed" else None)
+            if state == "failed":
+                scheduler.on_dag_run_failed(run(dag_id, run_id, end, clear), "task_failure")
+            else:
+                scheduler.on_dag_run_success(run(dag_id, run_id, end, clear), "success")
+            settle(scheduler)
+
+    each_clear("etl", "r1", ("failed", 0), ("success", 10), ("failed", 20), ("success", 30))
+    each_clear("bi", "b1", ("success", 40), ("failed", 50), ("success", 60))
     assert texts(sandbox) == [
         "❌ Airflow DAG etl run failed: 1 task failed",
         "✅ Airflow DAG etl recovered after 1 failed run, down for 10 min 00 s",
