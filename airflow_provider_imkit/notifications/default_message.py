@@ -77,9 +77,15 @@ def event_of(context: Mapping[str, Any]) -> str:
         return "sla"
     ti = _get(context, "ti") or _get(context, "task_instance")
     run_state = _state(_get(_get(context, "dag_run"), "state"))
-    # A DAG-level callback (it carries a "reason") is about the run: Airflow 2 hands it the
-    # context of some task instance of the run (often a skipped branch), not the run's.
-    ti_state = None if _get(context, "reason") is not None else _state(_get(ti, "state"))
+    reason = _get(context, "reason")
+    if reason is not None:
+        # A DAG-level callback is about the run, and its reason says how it ended ("success",
+        # else a failure: task_failure, timed_out...). Airflow 2 hands it the context of some
+        # task instance of the run (often a skipped branch), and the run may still read running.
+        if run_state in _FAILED or run_state in _RETRY:
+            return "failed"
+        return "succeeded" if str(reason) == "success" or run_state == "success" else "failed"
+    ti_state = _state(_get(ti, "state"))
     for state in (ti_state, run_state):
         if state in _RETRY:
             return "retry"

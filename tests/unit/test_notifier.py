@@ -154,6 +154,14 @@ CALLBACK_PLACES: dict[str, tuple[dict[str, Any], str]] = {
         },
         "✅ Airflow DAG etl run succeeded",
     ),
+    "DAG on_failure_callback, Airflow 2 (the run still reads running)": (
+        {
+            "ti": ti(state="skipped"),
+            "dag_run": SimpleNamespace(state="running", run_id="r1"),
+            "reason": "task_failure",
+        },
+        "❌ Airflow DAG etl run failed",
+    ),
     "DAG on_failure_callback": (
         {"ti": None, "dag_run": SimpleNamespace(state="failed", run_id="r1"), "reason": "task_failure"},
         "❌ Airflow DAG etl run failed",
