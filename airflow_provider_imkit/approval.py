@@ -216,26 +216,18 @@ def undecided_question(
         tell an earlier try's question from its own new one).
     :raises ImkitReadBackError: the room holds too many messages to tell.
     """
-    # Imported here: DAG files import this module (the operator checks its options at parse
-    # time), and the client would add requests to every parse.
-    from airflow_provider_imkit.client import NOT_FOUND
-
     seen = set() if seen is None else seen
-
-    def read() -> Any:
-        found = find_message(
-            client,
-            room=asked.room,
-            sender=asked.sender,
-            message=text,
-            message_type="text",
-            mentions=asked.approvers,
-            since_ms=since_ms,
-        )
-        return NOT_FOUND if found is None else found
-
-    found = client.read_back(read, settled_after=settled_after)
-    if found is NOT_FOUND:
+    found = find_message(
+        client,
+        room=asked.room,
+        sender=asked.sender,
+        message=text,
+        message_type="text",
+        mentions=asked.approvers,
+        since_ms=since_ms,
+        settled_after=settled_after,
+    )
+    if found is None:
         return None
     seen.add(str(found.get("_id")))
     asked_at = created_ms(found) or since_ms

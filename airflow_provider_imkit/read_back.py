@@ -93,22 +93,35 @@ def find_message(
     mentions: Iterable[str] | None,
     since_ms: int,
     until: float | None = None,
+    settled_after: float | None = None,
 ) -> dict[str, Any] | None:
     """
     The newest message of ``room`` from ``sender`` with this type, text and mentions, created
     at or after ``since_ms``; None when the room proves there is none. ``until`` (a
     ``time.monotonic()`` value) bounds the reading, e.g. by the deadline of the send.
+    ``settled_after`` (the client's clock, seconds): IMKIT may still be storing the message
+    until then (the settle rule), so while nothing is found the room is read again until a
+    read starts at or after it (:meth:`ImkitClient.read_back`); None: one read decides.
 
     :raises ImkitReadBackError: more than ``READ_BACK_PAGES * READ_BACK_PAGE_SIZE`` messages
         since ``since_ms``: absence cannot be proven.
     :raises ImkitError: the room could not be read.
     """
+    # Imported here: DAG files import this module (through the approval checks), and the
+    # client would add requests to every parse.
+    from airflow_provider_imkit.client import NOT_FOUND
+
     want = {"room": room, "sender": sender, "message": message, "message_type": message_type}
     want_mentions = sorted(mentions or [])
-    for item in room_messages(client, room, since_ms=since_ms, until=until):
-        if same_message(item, want, want_mentions, since_ms):
-            return item
-    return None
+
+    def read() -> Any:
+        for item in room_messages(client, room, since_ms=since_ms, until=until):
+            if same_message(item, want, want_mentions, since_ms):
+                return item
+        return NOT_FOUND
+
+    found = read() if settled_after is None else client.read_back(read, settled_after=settled_after)
+    return None if found is NOT_FOUND else found
 
 
 def sender_id(item: Mapping[str, Any]) -> Any:

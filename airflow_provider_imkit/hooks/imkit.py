@@ -234,13 +234,9 @@ class ImkitHook(BaseHook):
         :raises ImkitError: the room could not be read.
         """
         body = validation.message_body(room, sender, message, message_type, None, None, mentions)
-
-        def read() -> Any:
-            found = find_message(self.client, **message_fields(body), since_ms=since_ms)
-            return NOT_FOUND if found is None else found
-
-        found = self.client.read_back(read, settled_after=settled_after or 0.0)
-        return None if found is NOT_FOUND else found
+        return find_message(
+            self.client, **message_fields(body), since_ms=since_ms, settled_after=settled_after
+        )
 
     def send_batch(
         self,
