@@ -26,15 +26,16 @@ Errors that retrying cannot fix (validation, configuration, authentication, not 
 request, TLS) are also :class:`~airflow.exceptions.AirflowFailException`, so a task that
 raises one fails at once instead of burning its Airflow retries.
 
-This module never imports Airflow on its own, so that :mod:`airflow_provider_imkit.client`
-works where Airflow cannot be imported. Where Airflow is loaded, :func:`use_airflow_exceptions`
-(called by the hook, operators and notifier modules) rebases the errors onto Airflow's
-exception classes, whatever the order of imports; otherwise they derive from Exception.
+This module never imports Airflow, so that :mod:`airflow_provider_imkit.client` works where
+Airflow cannot be imported (even with ``sys.modules["airflow"] = None``). Every Airflow-facing
+module of the provider imports :mod:`airflow_provider_imkit.version_compat`, the one place that
+calls :func:`use_airflow_exceptions`: from then on the errors are Airflow's exceptions, whatever
+the order of imports (the classes are rebased in place); without Airflow they derive from
+Exception.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 
@@ -55,9 +56,8 @@ def use_airflow_exceptions() -> None:
     Make every provider error an ``AirflowException``, and the permanent ones
     ``AirflowFailException`` (so a task fails at once instead of burning its retries).
 
-    Called when this module is imported in a process that has Airflow loaded, and by every
-    Airflow-facing module of the provider (hook, operators, notifier) when they are
-    imported, so the order of imports in a DAG file or a test does not matter. Idempotent.
+    Called once, by :mod:`airflow_provider_imkit.version_compat` (which every Airflow-facing
+    module imports); errors created before are rebased too. Idempotent.
     """
     if _Base.__bases__ != (_Root,):
         return
@@ -275,7 +275,3 @@ class ImkitBadRequestError(ImkitApiError, _FailFast):
 
 class ImkitServerError(ImkitApiError):
     """5xx: the server failed."""
-
-
-if "airflow" in sys.modules:
-    use_airflow_exceptions()

@@ -11,8 +11,8 @@ import importlib
 
 from airflow.providers.common.compat.version_compat import get_base_airflow_version_tuple
 
+from airflow_provider_imkit.client.retry import RetryPolicy
 from airflow_provider_imkit.exceptions import use_airflow_exceptions
-from airflow_provider_imkit.retry import RetryPolicy
 
 # Every Airflow-facing module imports this one: from here on the provider's errors are
 # AirflowExceptions (and the permanent ones AirflowFailExceptions).

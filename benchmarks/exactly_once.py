@@ -34,10 +34,10 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from airflow_provider_imkit.delivery import EarlierTry, deliver
+from airflow_provider_imkit.client.retry import RetryPolicy
 from airflow_provider_imkit.exceptions import ImkitError
 from airflow_provider_imkit.hooks.imkit import ImkitHook
-from airflow_provider_imkit.retry import RetryPolicy
+from airflow_provider_imkit.operators.delivery import EarlierTry, deliver
 from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
 
 API_KEY = "exactly-once-key-5d2e9a71"
@@ -111,9 +111,7 @@ def run(path: str, settle: float, sends: int, threads: int, seed: int) -> Result
                         imkit_conn_id=CONN_ID,
                         retry=RetryPolicy(max_attempts=1, settle=settle),
                         timeout=None,
-                        room=ROOM,
-                        sender="bot",
-                        message=token,
+                        message={"room": ROOM, "sender": "bot", "message": token},
                         earlier=earlier,
                     )
                     return

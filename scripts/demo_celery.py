@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_imkit.sandbox import ImkitSandbox
-from airflow_provider_imkit.testing.deployment import Deployment
-from airflow_provider_imkit.testing.servers import wait_for
+from tests.deployment.harness.deployment import Deployment
+from tests.deployment.harness.servers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGS = ROOT / "example_dags"

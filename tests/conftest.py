@@ -81,7 +81,7 @@ def fake_client_time(fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch) -> Fa
     """Every IMKIT client built without its own ``sleep``/``clock`` (the operators', the
     notifier's, the plugin's) waits on ``fake_time``: read-back settle windows and backoffs
     pass at once, and ``fake_time.sleeps`` shows what was waited."""
-    from airflow_provider_imkit import client
+    from airflow_provider_imkit.client import base as client
 
     monkeypatch.setattr(client, "DEFAULT_SLEEP", fake_time.sleep)
     monkeypatch.setattr(client, "DEFAULT_CLOCK", fake_time.clock)

@@ -18,6 +18,7 @@ checks each of them.
 from __future__ import annotations
 
 import io
+import os
 import socket
 import threading
 import time
@@ -34,6 +35,8 @@ from airflow_provider_imkit.exceptions import ImkitConnectionError, ImkitTlsErro
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from airflow_provider_imkit.client.settings import ImkitSettings
 
 _local = threading.local()
 
@@ -225,3 +228,69 @@ def _causes(exc: BaseException) -> list[BaseException]:
         else:
             current = current.__cause__ or current.__context__
     return chain
+
+
+def new_session(settings: ImkitSettings, user_agent: str) -> requests.Session:
+    """A pooled session for one thread: the deadline adapter, the API key header, and the
+    proxy and TLS settings read once (not from the environment per request)."""
+    session = requests.Session()
+    adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers.update(
+        {
+            "IM-API-KEY": settings.api_key,
+            "Content-Type": "application/json; charset=utf-8",
+            "Accept": "application/json",
+            "User-Agent": user_agent,
+        }
+    )
+    # Read the environment once per session, not on every request: requests would scan
+    # every environment variable for proxies per call (a large share of its cost in an
+    # Airflow worker), consult ~/.netrc, and let REQUESTS_CA_BUNDLE override an explicit
+    # verify=False or CA bundle.
+    session.trust_env = False
+    if settings.proxy:
+        session.proxies = {"http": settings.proxy, "https": settings.proxy}
+    else:
+        session.proxies = _environ_proxies(settings.base_url)
+    session.verify = _effective_verify(settings.verify)
+    return session
+
+
+def without_frames(exc: BaseException) -> BaseException:
+    """``exc`` and the exceptions chained to it, stripped of their tracebacks.
+
+    The frames of requests and urllib3 hold the request's headers, the ``IM-API-KEY`` among
+    them, as local variables; a renderer that shows locals (Airflow 3.0's rich tracebacks in
+    ``airflow dags test``) would print the key. The messages stay; only the frames go.
+    """
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        link = pending.pop()
+        if id(link) in seen:
+            continue
+        seen.add(id(link))
+        link.__traceback__ = None
+        pending.extend(e for e in (link.__cause__, link.__context__) if e is not None)
+    return exc
+
+
+def _environ_proxies(url: str) -> dict[str, str]:
+    """Proxies from the environment for ``url``, as requests finds them.
+
+    requests scans every environment variable for ``*_proxy`` names; when none of the
+    usual ones is set (the common case) there is nothing to find, so skip the scan.
+    """
+    names = ("http_proxy", "https_proxy", "all_proxy")
+    if not any(os.environ.get(name) or os.environ.get(name.upper()) for name in names):
+        return {}
+    return dict(requests.utils.get_environ_proxies(url))
+
+
+def _effective_verify(verify: bool | str) -> bool | str:
+    """What requests would verify against: with verify on, its CA bundle variables apply."""
+    if verify is True:
+        return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return verify

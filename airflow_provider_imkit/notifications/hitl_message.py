@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_imkit import validation
-from airflow_provider_imkit.approval import numbered
+from airflow_provider_imkit.client import validation
+from airflow_provider_imkit.decisions import numbered
 from airflow_provider_imkit.exceptions import ImkitValidationError
 from airflow_provider_imkit.notifications.default_message import event_of
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import jinja2
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_imkit.retry import RetryPolicy
+    from airflow_provider_imkit.client.retry import RetryPolicy
 
 
 class ImkitNotifier(BaseNotifier):
@@ -63,7 +63,7 @@ class ImkitNotifier(BaseNotifier):
     :param mentions: user ids to notify as mentioned (e.g. the on-call): a list, one id,
         ``"a,b"``, or a template rendering to a list.
     :param imkit_conn_id: the Airflow connection of type ``imkit``.
-    :param retry: a :class:`~airflow_provider_imkit.retry.RetryPolicy`, or an int (HTTP
+    :param retry: a :class:`~airflow_provider_imkit.client.retry.RetryPolicy`, or an int (HTTP
         attempts); default from the connection (3 attempts, ``reconcile``).
     :param timeout: seconds (or ``(connect, read)``) per HTTP attempt; default from the
         connection.
@@ -174,8 +174,8 @@ class ImkitNotifier(BaseNotifier):
     def _send(self, context: Context) -> dict[str, Any] | None:
         """Send this (rendered) notifier's alert; log one ERROR line instead of raising."""
         # Imported when an alert is sent: DAG files import this module, and parses must stay cheap.
-        from airflow_provider_imkit import validation
-        from airflow_provider_imkit.delivery import deliver
+        from airflow_provider_imkit.client import validation
+        from airflow_provider_imkit.operators.delivery import deliver
 
         mentions = self.mentions
         text = validation.rendered_text(self.message)
@@ -191,13 +191,7 @@ class ImkitNotifier(BaseNotifier):
                 imkit_conn_id=str(self.imkit_conn_id),
                 retry=self.retry,
                 timeout=self.timeout,
-                room=self.room,
-                sender=self.sender,
-                message=text,
-                message_type=self.message_type,
-                push=self.push,
-                skip_total_badge=self.skip_total_badge,
-                mentions=mentions,
+                message=validation.message_params(self, message=text, mentions=mentions),
             )
         except ImkitError as exc:
             # One clear line; the task's own state and exception stay as they are.

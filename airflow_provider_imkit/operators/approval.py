@@ -6,12 +6,12 @@ import dataclasses
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from airflow.providers.common.compat.sdk import BaseOperator, SkipMixin, conf
+from airflow.providers.common.compat.sdk import SkipMixin
 
 from airflow_provider_imkit import DEFAULT_CONN_ID
 from airflow_provider_imkit.exceptions import ImkitError, ImkitValidationError
+from airflow_provider_imkit.operators.base import ImkitBaseOperator, task_link
 from airflow_provider_imkit.version_compat import AIRFLOW_V_3_0_PLUS
 
 if TYPE_CHECKING:
@@ -19,39 +19,10 @@ if TYPE_CHECKING:
 
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_imkit.approval import Outcome, Question
-    from airflow_provider_imkit.retry import RetryPolicy
+    from airflow_provider_imkit.client.retry import RetryPolicy
+    from airflow_provider_imkit.decisions import Outcome, Question
 
 DEFAULT_TIMEOUT = timedelta(days=1)
-
-
-def task_link(context: Context) -> str | None:
-    """
-    The link to this task in Airflow's UI when Airflow knows its base URL (``[api] base_url``
-    on Airflow 3, ``[webserver] base_url`` on 2), else None. The try number is left out, so
-    every try of the task posts the same text.
-    """
-    section = "api" if AIRFLOW_V_3_0_PLUS else "webserver"
-    base = conf.get(section, "base_url", fallback=None)
-    if not base:
-        return None
-    ti: Any = context.get("ti") or context.get("task_instance")
-    try:
-        url = getattr(ti, "log_url", None)
-    except Exception:
-        url = None
-    if (not isinstance(url, str) or not url) and AIRFLOW_V_3_0_PLUS:
-        # Airflow 3.0's task instance has no log_url: the UI's task page, as 3.1+ builds it.
-        try:
-            mapped = f"/mapped/{ti.map_index}" if (ti.map_index or -1) >= 0 else ""
-            url = f"{base.rstrip('/')}/dags/{ti.dag_id}/runs/{quote(ti.run_id)}/tasks/{ti.task_id}{mapped}"
-        except AttributeError:
-            return None
-    if not isinstance(url, str) or not url:
-        return None
-    parts = urlsplit(url)
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "try_number"])
-    return urlunsplit(parts._replace(query=query))
 
 
 def _seconds(field: str, value: Any, *, allow_none: bool) -> float | None:
@@ -72,7 +43,7 @@ def _templated(value: Any) -> bool:
     return False
 
 
-class ImkitApprovalOperator(BaseOperator, SkipMixin):
+class ImkitApprovalOperator(ImkitBaseOperator, SkipMixin):
     """
     Ask a question in an IMKIT room and wait, without holding a worker slot, until one of
     the ``approvers`` answers with an option; then go on, skip the downstream tasks, or fail.
@@ -114,7 +85,7 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
     :param deferrable: wait in the triggerer (default); False waits in the worker, holding
         its slot.
     :param imkit_conn_id: the Airflow connection of type ``imkit`` (default ``imkit_default``).
-    :param retry: a :class:`~airflow_provider_imkit.retry.RetryPolicy`, or an int (HTTP
+    :param retry: a :class:`~airflow_provider_imkit.client.retry.RetryPolicy`, or an int (HTTP
         attempts), for the question and the acknowledgement; default from the connection.
     :raises ImkitValidationError: a bad argument (named), before anything is posted.
     :raises ImkitApprovalRejectedError: a non-approving option with ``fail_on_reject``.
@@ -125,8 +96,6 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
     template_fields: Sequence[str] = ("room", "sender", "subject", "body", "approvers", "options")
     template_fields_renderers = {"body": "md"}
     inherits_from_skipmixin = True
-    ui_color = "#4f8df7"
-    ui_fgcolor = "#ffffff"
 
     def __init__(
         self,
@@ -147,7 +116,7 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
         retry: RetryPolicy | int | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(imkit_conn_id=imkit_conn_id, retry=retry, **kwargs)
         self.room = room
         self.sender = sender
         self.subject = subject
@@ -160,8 +129,6 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
         self.default_option = default_option
         self.poll_interval = poll_interval
         self.deferrable = deferrable
-        self.imkit_conn_id = imkit_conn_id
-        self.retry = retry
         # What can be checked before rendering fails the DAG file's import, not a run.
         _seconds("timeout", timeout, allow_none=True)
         if not _seconds("poll_interval", poll_interval, allow_none=False):
@@ -171,9 +138,13 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
         if not _templated(options):
             self._choices(options)
 
+    def http_timeout(self) -> None:
+        """The connection's HTTP timeouts: ``timeout`` here is how long to wait for a reply."""
+        return None
+
     def _choices(self, options: Any) -> tuple[list[str], list[str], str | None]:
         """The checked options, approving options and default option."""
-        from airflow_provider_imkit import approval
+        from airflow_provider_imkit import decisions as approval
 
         checked = approval.options_list("options", options)
         approving = approval.pick_options("approve_options", self.approve_options, checked)
@@ -186,7 +157,8 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
 
     def execute(self, context: Context) -> dict[str, Any]:
         # Imported when the task runs: DAG files import this module, and parses must stay cheap.
-        from airflow_provider_imkit import approval, validation
+        from airflow_provider_imkit import decisions as approval
+        from airflow_provider_imkit.client import validation
         from airflow_provider_imkit.exceptions import ImkitValidationError
 
         options, approving, default = self._choices(validation.rendered_ids(self.options))
@@ -241,10 +213,8 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
                 ),
                 method_name="execute_complete",
             )
-        from airflow_provider_imkit.hooks.imkit import ImkitHook
-
         wait = approval.ApprovalWait(question, float(self.poll_interval), log=self.log)
-        with ImkitHook(self.imkit_conn_id, retry=self.retry) as hook:
+        with self.get_hook() as hook:
             outcome = wait.run(hook.client)
         return self.execute_complete(context, {**outcome.to_event(), "question": question.to_json()})
 
@@ -253,15 +223,14 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
         try whose earlier try asked and nothing decided it yet (the worker died while waiting,
         say) waits on that question instead; a decided one is never reused. The look is
         made under the settle rule: an earlier try's post may still be being stored."""
-        from airflow_provider_imkit import approval
-        from airflow_provider_imkit.delivery import deliver, earlier_try
+        from airflow_provider_imkit import decisions as approval
         from airflow_provider_imkit.exceptions import ImkitReadBackError
-        from airflow_provider_imkit.hooks.imkit import ImkitHook
+        from airflow_provider_imkit.operators.delivery import earlier_try
 
         earlier = earlier_try(context)
         decided: set[str] = set()
         if earlier is not None:
-            with ImkitHook(self.imkit_conn_id, retry=self.retry) as hook:
+            with self.get_hook() as hook:
                 try:
                     found = approval.undecided_question(
                         hook.client,
@@ -283,14 +252,8 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
                 return found
         # Never read back for an earlier try's post here: a decided question of an earlier try
         # has the same text, and taking it for this try's would reuse its answer.
-        asked = deliver(
-            imkit_conn_id=self.imkit_conn_id,
-            retry=self.retry,
-            timeout=None,
-            room=draft.room,
-            sender=draft.sender,
-            message=text,
-            mentions=list(draft.approvers),
+        asked = self.deliver_message(
+            {"room": draft.room, "sender": draft.sender, "message": text, "mentions": list(draft.approvers)}
         )
         if str(asked.get("_id")) in decided:
             # The send got no answer and its read-back found the earlier try's decided question:
@@ -308,7 +271,8 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
         """Resume after the wait: acknowledge, then go on, skip downstream, or fail. The
         decision follows the question as asked (its options, approving options and default),
         not the templates rendered again on resume."""
-        from airflow_provider_imkit import approval, validation
+        from airflow_provider_imkit import decisions as approval
+        from airflow_provider_imkit.client import validation
         from airflow_provider_imkit.exceptions import (
             ImkitApprovalError,
             ImkitApprovalRejectedError,
@@ -390,20 +354,14 @@ class ImkitApprovalOperator(BaseOperator, SkipMixin):
         """Post a short note in the room; a failure is logged, the decision stands. A later try
         (the same question reused) reads back first, from the question on: the note names its
         question, so no other question's note can be taken for it."""
-        from airflow_provider_imkit.delivery import EarlierTry, deliver, earlier_try
+        from airflow_provider_imkit.operators.delivery import EarlierTry, earlier_try
 
         earlier = earlier_try(context)
         if earlier is not None:
             earlier = EarlierTry(since_ms=question.asked_at_ms, ended_by=earlier.ended_by)
         try:
-            deliver(
-                imkit_conn_id=self.imkit_conn_id,
-                retry=self.retry,
-                timeout=None,
-                room=question.room,
-                sender=question.sender,
-                message=text,
-                earlier=earlier,
+            self.deliver_message(
+                {"room": question.room, "sender": question.sender, "message": text}, earlier=earlier
             )
         except ImkitError as exc:
             self.log.error("IMKIT: could not post the approval's outcome in room %r: %s", question.room, exc)

@@ -1,13 +1,11 @@
-"""ImkitSendMessageOperator: post a message to an IMKIT room from a task."""
+"""The message operators: send to a room, send to many (a batch), recall a sent message."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator
-
 from airflow_provider_imkit import DEFAULT_CONN_ID
-from airflow_provider_imkit.exceptions import use_airflow_exceptions
+from airflow_provider_imkit.operators.base import ImkitBaseOperator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -15,49 +13,11 @@ if TYPE_CHECKING:
     import jinja2
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_imkit.hooks.imkit import ImkitHook
-    from airflow_provider_imkit.retry import RetryPolicy
+    from airflow_provider_imkit.client.retry import RetryPolicy
 
-use_airflow_exceptions()  # Airflow is loaded: the provider's errors are AirflowExceptions
 
 #: A ``message`` ending in one of these (and without whitespace) names a template file.
 MESSAGE_TEMPLATE_EXTENSIONS = (".md", ".txt", ".j2", ".jinja2")
-
-
-class ImkitBaseOperator(BaseOperator):
-    """
-    Connection and HTTP settings shared by the IMKIT operators.
-
-    :param imkit_conn_id: the Airflow connection of type ``imkit`` (default ``imkit_default``).
-    :param timeout: seconds (or ``(connect, read)``) for each HTTP attempt; default from the
-        connection (10 s connect, 30 s read).
-    :param retry: a :class:`~airflow_provider_imkit.retry.RetryPolicy`, or an int (the number
-        of HTTP attempts); default from the connection's extras (3 attempts, reconcile).
-    """
-
-    ui_color = "#4f8df7"
-    ui_fgcolor = "#ffffff"
-
-    def __init__(
-        self,
-        *,
-        imkit_conn_id: str = DEFAULT_CONN_ID,
-        timeout: float | tuple[float, float] | None = None,
-        retry: RetryPolicy | int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.imkit_conn_id = imkit_conn_id
-        self.timeout = timeout
-        self.retry = retry
-
-    def get_hook(self) -> ImkitHook:
-        """Build the hook for this task's connection and settings."""
-        # Imported here, not at the top: DAG files import this module, and requests alone
-        # would add ~30 ms to every parse of them.
-        from airflow_provider_imkit.hooks.imkit import ImkitHook
-
-        return ImkitHook(self.imkit_conn_id, timeout=self.timeout, retry=self.retry)
 
 
 class ImkitSendMessageOperator(ImkitBaseOperator):
@@ -83,7 +43,7 @@ class ImkitSendMessageOperator(ImkitBaseOperator):
     :param imkit_conn_id: the Airflow connection of type ``imkit`` (default ``imkit_default``).
     :param timeout: seconds (or ``(connect, read)``) for each HTTP attempt; default from the
         connection (10 s connect, 30 s read).
-    :param retry: a :class:`~airflow_provider_imkit.retry.RetryPolicy`, or an int (HTTP
+    :param retry: a :class:`~airflow_provider_imkit.client.retry.RetryPolicy`, or an int (HTTP
         attempts per send); default from the connection (3 attempts, ``on_ambiguous``
         ``reconcile``: a send that may have been stored is read back, never posted twice).
     :param ensure_sender: create or update the ``sender`` user first (``POST /admin/clients``),
@@ -176,21 +136,12 @@ class ImkitSendMessageOperator(ImkitBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         # Imported when a task runs: DAG files import this module, and parses must stay cheap.
-        from airflow_provider_imkit import validation
-        from airflow_provider_imkit.delivery import deliver, earlier_try
+        from airflow_provider_imkit.client import validation
+        from airflow_provider_imkit.operators.delivery import earlier_try
 
         message = validation.rendered_message("message", self.message)
-        return deliver(
-            imkit_conn_id=self.imkit_conn_id,
-            retry=self.retry,
-            timeout=self.timeout,
-            room=self.room,
-            sender=self.sender,
-            message=message,
-            message_type=self.message_type,
-            push=self.push,
-            skip_total_badge=self.skip_total_badge,
-            mentions=self.mentions,
+        return self.deliver_message(
+            validation.message_params(self, message=message),
             ensure_sender=self.ensure_sender,
             sender_nickname=self.sender_nickname,
             sender_avatar_url=self.sender_avatar_url,
@@ -216,7 +167,7 @@ class ImkitBatchSendMessageOperator(ImkitBaseOperator):
     :param skip_total_badge: keep the message out of badge totals; None = server default.
     :param imkit_conn_id: the Airflow connection of type ``imkit`` (templated).
     :param timeout: seconds (or ``(connect, read)``) per HTTP attempt.
-    :param retry: a :class:`~airflow_provider_imkit.retry.RetryPolicy`, or an int (HTTP
+    :param retry: a :class:`~airflow_provider_imkit.client.retry.RetryPolicy`, or an int (HTTP
         attempts). A batch cannot be read back: after an ambiguous failure it is only sent
         again with ``on_ambiguous="resend"``.
     """
@@ -264,7 +215,7 @@ class ImkitBatchSendMessageOperator(ImkitBaseOperator):
         self.skip_total_badge = skip_total_badge
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_imkit import validation
+        from airflow_provider_imkit.client import validation
 
         message = validation.rendered_message("message", self.message)
         with self.get_hook() as hook:
@@ -289,7 +240,7 @@ class ImkitRecallMessageOperator(ImkitBaseOperator):
         ``"{{ ti.xcom_pull(task_ids='announce')['_id'] }}"``.
     :param imkit_conn_id: the Airflow connection of type ``imkit`` (templated).
     :param timeout: seconds (or ``(connect, read)``) per HTTP attempt.
-    :param retry: a :class:`~airflow_provider_imkit.retry.RetryPolicy`, or an int (HTTP
+    :param retry: a :class:`~airflow_provider_imkit.client.retry.RetryPolicy`, or an int (HTTP
         attempts). A recall is idempotent: ``RetryPolicy(on_ambiguous="resend")`` is safe.
     """
 
@@ -315,7 +266,7 @@ class ImkitRecallMessageOperator(ImkitBaseOperator):
         self.message_id = message_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_imkit import validation
+        from airflow_provider_imkit.client import validation
 
         with self.get_hook() as hook:
             return hook.recall_message(

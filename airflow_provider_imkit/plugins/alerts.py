@@ -18,55 +18,49 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from airflow.listeners import hookimpl  # pluggy's marker for listener hooks (2.x and 3.x)
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_provider_imkit import log_masking
+from airflow_provider_imkit.client.read_back import READ_BACK_CLOCK_SKEW_MS
+from airflow_provider_imkit.hooks import log_masking
 from airflow_provider_imkit.notifications.default_message import SEE_THE_TASK_LOG, first_line
 from airflow_provider_imkit.plugins import history
 from airflow_provider_imkit.plugins.config import AlertsConfig, AlertsConfigError, alerts_config
-from airflow_provider_imkit.plugins.ledger import Entry, Ledger, clear_of, kind_key, owner_alive
+from airflow_provider_imkit.plugins.import_errors import ImportErrorWatch
+from airflow_provider_imkit.plugins.ledger import Entry, Ledger, clear_of, kind_key
+from airflow_provider_imkit.plugins.metadata import (
+    ERROR_XCOM_KEY,
+    _airflow_conf,
+    _announced,
+    _earlier_runs,
+    _failed_tasks,
+    _is_scheduler,
+    _room,
+    _run_facts,
+    _run_link,
+    _task_facts,
+    _utc,
+)
 from airflow_provider_imkit.plugins.sender import BackgroundSender
-from airflow_provider_imkit.read_back import READ_BACK_CLOCK_SKEW_MS
-from airflow_provider_imkit.version_compat import AIRFLOW_V_3_0_PLUS
+from airflow_provider_imkit.plugins.sweep import TAKE_OVER_MARGIN, Sweeper
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime
 
 log = logging.getLogger(__name__)
 
-#: How often the DAG processor looks whether a file it reported broken imports again.
-FIXED_CHECK_SECONDS = 15.0
-#: The error line a failed task leaves for the scheduler's run alert (an XCom of the task).
-ERROR_XCOM_KEY = "imkit_alerts_error"
-#: A sweep leaves a run that ended less than this long ago (s) to its own process's listener.
-SWEEP_GRACE = 10.0
 #: Sends of one alert before it is given up (marked ``failed`` in the ledger).
 MAX_SEND_ATTEMPTS = 5
-#: A pending alert of this very process is tried again this long after its last attempt (s).
-RETRY_PENDING_AFTER = 60.0
-#: A send attempt's lease: its deadline and settle window plus this margin (s). Another
-#: process takes a pending alert over only after the lease (or, for a process of this host
-#: and PID namespace, as soon as that process is gone).
-TAKE_OVER_MARGIN = 60.0
-#: A decision never attempted (its process died right after deciding) is taken over after (s).
-TAKE_OVER_AFTER = 120.0 + 10.0 + TAKE_OVER_MARGIN
-#: Decisions older than this are forgotten by the sweep (s): longer than any failure streak
-#: whose "still failing" notices matter.
-LEDGER_KEEP_SECONDS = 30 * 86400.0
 
 
-class Alerts:
+class Alerts(Sweeper, ImportErrorWatch):
     """The listener object: one per process, configured once from ``[imkit]``."""
 
     def __init__(
@@ -351,81 +345,6 @@ class Alerts:
             return
         self.ledger.finish(taken, "sent", message_id=str(message.get("_id") or "") or None)
 
-    # -- the sweep: the ledger as an outbox ---------------------------------------------------------
-
-    def start_sweeping(self, config: AlertsConfig) -> None:
-        """Sweep (in the sender thread) as soon as the scheduler can read connections, then
-        every ``config.sweep_interval`` seconds."""
-        if self._sweeping:
-            return
-        self._sweeping = True
-
-        def tick() -> None:
-            ready = _reads_connections()
-            # One sweep at a time: none is queued behind a long one (an IMKIT outage).
-            if ready and not self._sweep_queued.is_set():
-                self._sweep_queued.set()
-                if not self.sender.submit(lambda: self._queued_sweep(config)):
-                    self._sweep_queued.clear()
-            timer = threading.Timer(config.sweep_interval if ready else 1.0, tick)
-            timer.daemon = True
-            timer.start()
-
-        tick()
-
-    def _queued_sweep(self, config: AlertsConfig) -> None:
-        try:
-            self.sweep(config)
-        finally:
-            self._sweep_queued.clear()
-
-    def sweep(self, config: AlertsConfig) -> None:
-        """
-        Decide and send what no process did: runs finished in the last
-        ``config.sweep_lookback`` seconds (and since the ledger was started) with no decision,
-        and decisions still pending whose process died or gave up for now. Safe to run in any
-        number of processes at once: the ledger lets one of them have each alert.
-        """
-        now = self._clock()
-        since = max(self.ledger.since(), now - config.sweep_lookback)
-        # Runs that ended a moment ago are left to the listener of the process handling them.
-        runs = [run for run in _finished_runs(_utc(since)) if run.end.timestamp() <= now - SWEEP_GRACE]
-        wanted = [
-            (run, kind)
-            for run in runs
-            for kind in (("failed",) if run.state == "failed" else ("recovered", "success"))
-        ]
-        decided = self.ledger.decided(
-            (run.dag_id, run.run_id, kind_key(kind, run.clear_number)) for run, kind in wanted
-        )
-        for run, kind in wanted:
-            if (run.dag_id, run.run_id, kind_key(kind, run.clear_number)) in decided:
-                continue
-            facts = {"dag_id": run.dag_id, "run_id": run.run_id, "logical_date": run.logical_date}
-            facts.update(end=run.end, tags=None, clear_number=run.clear_number)
-            if kind == "failed":
-                self._failed_run(config, **facts)
-            else:
-                event = "dag_run_success" if kind == "success" else "dag_run_recovered"
-                if event in config.events:
-                    self._succeeded_run(config, event, **facts)
-        for entry in self.ledger.pending():
-            if self._may_take(entry, now):
-                self._deliver(config, entry, read_back=True)
-        self.ledger.prune(now - LEDGER_KEEP_SECONDS)
-
-    def _may_take(self, entry: Entry, now: float) -> bool:
-        """Whether a sweep here may send a pending alert: its own after a pause, a dead
-        process's on this host at once, any other's once it cannot be sending it any more."""
-        last = entry.attempt_at or entry.decided_at
-        if entry.owner == self.ledger.owner:
-            return entry.attempt_at is None or now - last >= RETRY_PENDING_AFTER
-        if owner_alive(entry.owner) is False:
-            return True
-        if entry.lease_until is not None:
-            return now >= entry.lease_until
-        return now - last >= TAKE_OVER_AFTER
-
     def _task_event(
         self,
         config: AlertsConfig,
@@ -443,228 +362,12 @@ class Alerts:
         text = f"{'🔁' if event == 'task_retry' else '❌'} Airflow task {dag_id}.{task} {what}\nRun: {run_id}"
         self._send(config, room, f"{text}\nError: {error or SEE_THE_TASK_LOG}")
 
-    def _import_error(self, config: AlertsConfig, filename: str, last_line: str) -> None:
-        self._broken_files[filename] = last_line
-        name = os.path.basename(filename)
-        self._send(
-            config, config.room, f"⚠️ DAG file {name} cannot be imported\nFile: {filename}\nError: {last_line}"
-        )
-        self._watch_fixed(config)
-
-    def _watch_fixed(self, config: AlertsConfig) -> None:
-        """While files are broken, look every ``FIXED_CHECK_SECONDS`` whether Airflow still says so."""
-
-        def tick() -> None:
-            self.sender.submit(lambda: self._check_fixed(config))
-            if self._broken_files:
-                self._watch_fixed(config)
-
-        timer = threading.Timer(FIXED_CHECK_SECONDS, tick)
-        timer.daemon = True
-        timer.start()
-
-    def _check_fixed(self, config: AlertsConfig) -> None:
-        """Files this DAG processor reported broken that Airflow no longer lists as broken."""
-        if not self._broken_files:
-            return
-        still_broken = _import_error_files()
-        for filename in list(self._broken_files):
-            if filename not in still_broken and not any(filename.endswith(f"/{f}") for f in still_broken):
-                del self._broken_files[filename]
-                self._send(
-                    config,
-                    config.room,
-                    f"✅ DAG file {os.path.basename(filename)} imports again\nFile: {filename}",
-                )
-
     def _leave_error_line(self, task_instance: Any, line: str | None) -> None:
         """In the worker: keep the error line (an XCom) where the scheduler's run alert reads it.
         One local call to the task's supervisor, the only work a hook does beyond enqueueing."""
         if line:
             with contextlib.suppress(Exception):
                 task_instance.xcom_push(key=ERROR_XCOM_KEY, value=line[:300])
-
-
-# -- reading Airflow's metadata (in the sender thread) -------------------------------------------
-
-
-def _announced(entry: Entry | None) -> bool:
-    """Whether a ledger entry is a failure notice that was (or is being) posted."""
-    return entry is not None and entry.notice in ("full", "repeat") and entry.state in ("pending", "sent")
-
-
-def _utc(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-def _reads_connections() -> bool:
-    """Whether this scheduler can read connections from the metadata database yet: Airflow 3
-    marks the process as a server only when the scheduler loop starts (``on_starting`` comes
-    earlier, when only environment variables would be found)."""
-    return not AIRFLOW_V_3_0_PLUS or os.environ.get("_AIRFLOW_PROCESS_CONTEXT") == "server"
-
-
-def _is_scheduler(argv: list[str]) -> bool:
-    """Whether this process is ``airflow scheduler`` (where the sweep runs)."""
-    if not argv or "scheduler" not in argv[1:2]:
-        return False
-    program = os.path.normpath(argv[0])  # `airflow scheduler`, or `python -m airflow scheduler`
-    return os.path.basename(program) == "airflow" or program.endswith(os.path.join("airflow", "__main__.py"))
-
-
-def _airflow_conf(key: str) -> str | None:
-    from airflow.configuration import conf
-
-    return conf.get("imkit", key, fallback=None)
-
-
-def _run_facts(dag_run: Any) -> dict[str, Any]:
-    end = getattr(dag_run, "end_date", None) or datetime.now(UTC)
-    dag = dag_run.__dict__.get("dag")  # set by the scheduler; never lazy-loaded from here
-    tags = getattr(dag, "tags", None)
-    return {
-        "dag_id": dag_run.dag_id,
-        "run_id": dag_run.run_id,
-        "logical_date": getattr(dag_run, "logical_date", None),
-        "end": end,
-        "tags": sorted(tags) if tags is not None else None,
-        "clear_number": int(getattr(dag_run, "clear_number", 0) or 0),
-    }
-
-
-def _task_facts(ti: Any) -> dict[str, Any]:
-    map_index = getattr(ti, "map_index", -1)
-    task_id = ti.task_id if not isinstance(map_index, int) or map_index < 0 else f"{ti.task_id}[{map_index}]"
-    dag = getattr(getattr(ti, "task", None), "dag", None)
-    return {
-        "dag_id": ti.dag_id,
-        "task": task_id,
-        "run_id": ti.run_id,
-        "tags": sorted(getattr(dag, "tags", None) or []),
-    }
-
-
-def _room(config: AlertsConfig, event: str, dag_id: str, tags: list[str] | None) -> str | None:
-    """The room an event of this DAG goes to, or None when the settings leave it out."""
-    tags = _dag_tags(dag_id) if tags is None else tags
-    return config.room_for(dag_id, tags) if config.wants(event, dag_id, tags) else None
-
-
-def _run_link(dag_id: str, run_id: str) -> str | None:
-    from airflow.configuration import conf
-
-    base = (
-        conf.get("api", "base_url", fallback=None) or conf.get("webserver", "base_url", fallback="") or ""
-    ).rstrip("/")
-    return f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}" if base else None
-
-
-def _earlier_runs(dag_id: str, run_id: str, end: datetime) -> list[history.EarlierRun]:
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.execute(
-            select(DagRun.state, DagRun.end_date, DagRun.run_id)
-            .where(DagRun.dag_id == dag_id, DagRun.run_id != run_id, DagRun.end_date.is_not(None))
-            .where(DagRun.end_date <= end, DagRun.state.in_(("success", "failed")))
-            .order_by(DagRun.end_date.desc())
-            .limit(500)
-        ).all()
-    return [
-        history.EarlierRun(str(getattr(state, "value", state)), ended, str(other))
-        for state, ended, other in rows
-    ]
-
-
-@dataclass(frozen=True)
-class FinishedRun:
-    dag_id: str
-    run_id: str
-    state: str
-    logical_date: Any
-    end: datetime
-    clear_number: int = 0
-
-
-def _finished_runs(since: datetime) -> list[FinishedRun]:
-    """Runs that ended failed or successful since ``since`` (the sweep's window), newest first."""
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    # Airflow 3 calls the column logical_date; Airflow 2, execution_date.
-    logical = DagRun.logical_date if AIRFLOW_V_3_0_PLUS else DagRun.execution_date
-    with create_session() as session:
-        rows = session.execute(
-            select(DagRun.dag_id, DagRun.run_id, DagRun.state, logical, DagRun.end_date, DagRun.clear_number)
-            .where(DagRun.end_date.is_not(None), DagRun.end_date >= since)
-            .where(DagRun.state.in_(("success", "failed")))
-            .order_by(DagRun.end_date.desc())  # the newest first, should the window hold more
-            .limit(10_000)
-        ).all()
-    return [
-        FinishedRun(dag_id, run_id, str(getattr(state, "value", state)), logical, ended, int(clear or 0))
-        for dag_id, run_id, state, logical, ended, clear in rows
-    ]
-
-
-def _failed_tasks(dag_id: str, run_id: str) -> tuple[list[str], str | None]:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.execute(
-            select(TaskInstance.task_id, TaskInstance.map_index)
-            .where(
-                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.state == "failed"
-            )
-            .order_by(TaskInstance.end_date)
-        ).all()
-        # The error of the task that failed first; the names in task order (mapped: task[3]).
-        error = _error_line(session, dag_id, run_id, *rows[0]) if rows else None
-    names = [task if index < 0 else f"{task}[{index}]" for task, index in sorted(rows)]
-    return names, error
-
-
-def _error_line(session: Any, dag_id: str, run_id: str, task_id: str, map_index: int) -> str | None:
-    with contextlib.suppress(Exception):
-        from airflow.models.xcom import XComModel  # Airflow 3
-
-        row = session.execute(
-            XComModel.get_many(
-                run_id=run_id, key=ERROR_XCOM_KEY, dag_ids=dag_id, task_ids=task_id, map_indexes=map_index
-            ).with_only_columns(XComModel.value)
-        ).first()
-        return str(XComModel.deserialize_value(row)) if row else None
-    with contextlib.suppress(Exception):
-        from airflow.models.xcom import XCom  # Airflow 2
-
-        value = XCom.get_one(
-            run_id=run_id, key=ERROR_XCOM_KEY, dag_id=dag_id, task_id=task_id, map_index=map_index
-        )
-        return None if value is None else str(value)
-    return None
-
-
-def _dag_tags(dag_id: str) -> list[str]:
-    from airflow.models.dag import DagTag
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        return list(session.scalars(select(DagTag.name).where(DagTag.dag_id == dag_id)))
-
-
-def _import_error_files() -> set[str]:
-    from airflow.models.errors import ParseImportError
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        return set(session.scalars(select(ParseImportError.filename)))
 
 
 #: The listener every component loads with the plugin.

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from airflow_provider_imkit import DEFAULT_CONN_ID, validation
+from airflow_provider_imkit import DEFAULT_CONN_ID
+from airflow_provider_imkit.client import validation
 from airflow_provider_imkit.exceptions import ImkitValidationError
 from airflow_provider_imkit.get_provider_info import ALERTS_OPTIONS as OPTIONS
 

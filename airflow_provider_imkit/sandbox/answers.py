@@ -46,3 +46,24 @@ class ApiFailure(ValueError):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.answer = fail(status, code, message)
+
+
+@dataclass
+class RequestRecord:
+    """One request as the sandbox saw it. The API key itself is never kept."""
+
+    method: str
+    path: str
+    key_present: bool
+    key_valid: bool
+    status: int = 0
+    fault: str | None = None
+    #: False when the connection was gone before the whole answer was written.
+    completed: bool = True
+    #: The client's User-Agent (the provider names the Airflow component in it).
+    user_agent: str | None = None
+    #: The ``_id`` of the object a successful answer returned (a stored message...).
+    result_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)

@@ -14,12 +14,11 @@ import os
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
-from airflow_provider_imkit.sandbox.answers import Answer, ApiFailure, fail, ok
+from airflow_provider_imkit.sandbox.answers import Answer, ApiFailure, RequestRecord, fail, ok
 from airflow_provider_imkit.sandbox.store import Store
 
 if TYPE_CHECKING:
@@ -34,27 +33,6 @@ MAX_HISTORY_LIMIT = 100
 #: ``timeRangeField`` values of the history endpoint, and the message field each reads.
 TIME_RANGE_FIELDS = {"updatedAt": "updatedAtMS", "createdAt": "createdAtMS", "messageTime": "messageTimeMS"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass
-class RequestRecord:
-    """One request as the sandbox saw it. The API key itself is never kept."""
-
-    method: str
-    path: str
-    key_present: bool
-    key_valid: bool
-    status: int = 0
-    fault: str | None = None
-    #: False when the connection was gone before the whole answer was written.
-    completed: bool = True
-    #: The client's User-Agent (the provider names the Airflow component in it).
-    user_agent: str | None = None
-    #: The ``_id`` of the object a successful answer returned (a stored message...).
-    result_id: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 class SandboxApp(Store):

@@ -13,13 +13,11 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_imkit.sandbox.answers import JSON_TYPE, Answer
+from airflow_provider_imkit.sandbox.answers import JSON_TYPE, Answer, RequestRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import TypeAlias
-
-    from airflow_provider_imkit.sandbox.app import RequestRecord
 
     #: What a fault kind does: answer (or not) one request.
     Action: TypeAlias = Callable[["Exchange", "Fault"], None]

@@ -9,13 +9,10 @@ answer from a chat app. Both store messages exactly as ``POST /messages`` does.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from airflow_provider_imkit.sandbox.answers import ApiFailure
-
-if TYPE_CHECKING:
-    from airflow_provider_imkit.sandbox.app import SandboxApp
 
 #: Where the inbox page's reply box posts (form-encoded: room, user, message).
 REPLY_PATH = "/inbox/reply"
@@ -52,7 +49,13 @@ class AutoReply:
         )
 
 
-def reply_from_form(app: SandboxApp, body: bytes) -> dict[str, Any]:
+class _Sends(Protocol):
+    """What a reply needs of the sandbox: its ``POST /messages``."""
+
+    def send_message(self, data: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def reply_from_form(app: _Sends, body: bytes) -> dict[str, Any]:
     """Store the inbox form's reply (``room``, ``user``, ``message``); ``ApiFailure`` when
     a field is missing or the room or user is unknown."""
     fields = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}

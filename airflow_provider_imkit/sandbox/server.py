@@ -13,8 +13,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_imkit.sandbox.answers import JSON_TYPE, Answer, fail, internal_error
-from airflow_provider_imkit.sandbox.app import DEFAULT_RATE_LIMIT, RequestRecord, SandboxApp
+from airflow_provider_imkit.sandbox.answers import JSON_TYPE, Answer, RequestRecord, fail, internal_error
+from airflow_provider_imkit.sandbox.app import DEFAULT_RATE_LIMIT, SandboxApp
 from airflow_provider_imkit.sandbox.pipeline import serve
 from airflow_provider_imkit.sandbox.replies import AutoReply
 

@@ -7,16 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_imkit import DEFAULT_CONN_ID
-from airflow_provider_imkit.approval import ApprovalWait, Outcome, Question
-from airflow_provider_imkit.exceptions import use_airflow_exceptions
+from airflow_provider_imkit import (
+    DEFAULT_CONN_ID,
+    version_compat,  # noqa: F401  (makes the errors AirflowExceptions)
+)
+from airflow_provider_imkit.decisions import ApprovalWait, Outcome, Question
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from airflow_provider_imkit.hooks.imkit import ImkitHook
 
-use_airflow_exceptions()
 
 #: Awaited between reads of the room (tests replace it, so they never really wait).
 _sleep = asyncio.sleep

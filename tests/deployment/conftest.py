@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_imkit.sandbox import ImkitSandbox
-from airflow_provider_imkit.testing.deployment import Deployment
-from airflow_provider_imkit.testing.servers import servers_available, wait_for
 from tests.conftest import API_KEY, EXAMPLE_DAGS, ROOT, newest_airflow
+from tests.deployment.harness.deployment import Deployment
+from tests.deployment.harness.servers import servers_available, wait_for
 
 HERE = Path(__file__).parent
 LOGICAL_DATE = "2026-01-02T06:00:00+00:00"

@@ -22,8 +22,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
-from airflow_provider_imkit.testing.deployment import Deployment
-from airflow_provider_imkit.testing.servers import wait_for
+from tests.deployment.harness.deployment import Deployment
+from tests.deployment.harness.servers import wait_for
 
 HERE = Path(__file__).parent
 ROOMS = ["drill-worker", "drill-approval", "drill-alerts", "drill-redis", "drill-late"]

@@ -20,8 +20,11 @@ from sqlalchemy.orm import sessionmaker
 
 from airflow_provider_imkit.plugins import alerts as alerts_module
 from airflow_provider_imkit.plugins import history
-from airflow_provider_imkit.plugins.alerts import Alerts, FinishedRun
+from airflow_provider_imkit.plugins import metadata as metadata_module
+from airflow_provider_imkit.plugins import sweep as sweep_module
+from airflow_provider_imkit.plugins.alerts import Alerts
 from airflow_provider_imkit.plugins.ledger import Entry, Ledger
+from airflow_provider_imkit.plugins.metadata import FinishedRun
 from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
 from tests.conftest import API_KEY, FakeTime
 
@@ -69,14 +72,14 @@ class Runs:
 def runs(monkeypatch: pytest.MonkeyPatch) -> Runs:
     fake = Runs()
     monkeypatch.setattr(alerts_module, "_earlier_runs", fake.earlier)
-    monkeypatch.setattr(alerts_module, "_finished_runs", fake.finished)
+    monkeypatch.setattr(sweep_module, "_finished_runs", fake.finished)
     monkeypatch.setattr(
         alerts_module,
         "_failed_tasks",
         lambda dag_id, run_id: (fake.failed_tasks.get((dag_id, run_id), []), None),
     )
     monkeypatch.setattr(alerts_module, "_run_link", lambda dag_id, run_id: None)
-    monkeypatch.setattr(alerts_module, "_dag_tags", lambda dag_id: [])
+    monkeypatch.setattr(metadata_module, "_dag_tags", lambda dag_id: [])
     return fake
 
 

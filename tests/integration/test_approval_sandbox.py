@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_imkit.approval import Question
+from airflow_provider_imkit.decisions import Question
 from airflow_provider_imkit.hooks.imkit import ImkitHook
 from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
 from airflow_provider_imkit.triggers import imkit as trigger_module
@@ -296,7 +296,7 @@ def test_another_questions_outcome_note_does_not_decide_this_one(sandbox: ImkitS
 def test_every_try_s_decision_is_acknowledged(sandbox: ImkitSandbox) -> None:
     """Try 1 and try 2 each decided by 'Approve': two notes, one per question (the read-back
     of try 2's note never takes try 1's identical-looking one for it)."""
-    from airflow_provider_imkit.approval import decision_text
+    from airflow_provider_imkit.decisions import decision_text
 
     op = gate_operator()
     notes = []
@@ -319,7 +319,7 @@ def test_every_try_s_decision_is_acknowledged(sandbox: ImkitSandbox) -> None:
 def test_a_host_clock_ahead_of_imkit_s_does_not_end_the_wait_early(sandbox: ImkitSandbox) -> None:
     """The triggerer's clock is 60 s ahead of IMKIT's: a 30 s wait is judged on IMKIT's clock
     (the Date header of each read), so the first read does not end it."""
-    from airflow_provider_imkit.approval import ApprovalWait
+    from airflow_provider_imkit.decisions import ApprovalWait
 
     question = ask(sandbox, timeout_ms=30_000)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_imkit.client.retry import RetryPolicy
 from airflow_provider_imkit.exceptions import (
     ImkitApiError,
     ImkitAuthenticationError,
@@ -25,7 +26,6 @@ from airflow_provider_imkit.exceptions import (
     ImkitServerError,
 )
 from airflow_provider_imkit.hooks.imkit import ImkitHook
-from airflow_provider_imkit.retry import RetryPolicy
 from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
 from tests.conftest import API_KEY, ROOT, FakeTime
 

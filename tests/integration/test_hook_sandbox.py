@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_imkit.client.retry import RetryPolicy
 from airflow_provider_imkit.exceptions import (
     ImkitApiError,
     ImkitAuthenticationError,
@@ -18,7 +19,6 @@ from airflow_provider_imkit.exceptions import (
 )
 from airflow_provider_imkit.hooks.imkit import ImkitHook
 from airflow_provider_imkit.operators.imkit import ImkitSendMessageOperator
-from airflow_provider_imkit.retry import RetryPolicy
 from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
 from tests.conftest import API_KEY, FakeTime
 

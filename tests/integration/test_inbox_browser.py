@@ -15,8 +15,8 @@ import requests
 
 from airflow_provider_imkit.sandbox import ImkitSandbox
 from airflow_provider_imkit.testing import airflow_env, migrate
-from airflow_provider_imkit.testing.servers import wait_for
 from tests.conftest import API_KEY, ROOT, newest_airflow
+from tests.deployment.harness.servers import wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [

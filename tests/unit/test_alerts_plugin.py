@@ -200,20 +200,18 @@ def test_sender_survives_failing_jobs() -> None:
 
 
 def test_the_sweep_runs_in_schedulers_once_they_read_connections(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow_provider_imkit.plugins import alerts as alerts_module
+    from airflow_provider_imkit.plugins import metadata
 
-    assert alerts_module._is_scheduler(["/venv/bin/airflow", "scheduler"])
-    assert not alerts_module._is_scheduler(["/venv/bin/airflow", "triggerer"])
-    assert not alerts_module._is_scheduler(["python", "-m", "pytest"])
-    assert alerts_module._is_scheduler(
-        ["/venv/lib/python3.11/site-packages/airflow/__main__.py", "scheduler"]
-    )
-    if alerts_module.AIRFLOW_V_3_0_PLUS:
+    assert metadata._is_scheduler(["/venv/bin/airflow", "scheduler"])
+    assert not metadata._is_scheduler(["/venv/bin/airflow", "triggerer"])
+    assert not metadata._is_scheduler(["python", "-m", "pytest"])
+    assert metadata._is_scheduler(["/venv/lib/python3.11/site-packages/airflow/__main__.py", "scheduler"])
+    if metadata.AIRFLOW_V_3_0_PLUS:
         # on_starting comes before the scheduler marks itself a server (connections from the DB).
         monkeypatch.delenv("_AIRFLOW_PROCESS_CONTEXT", raising=False)
-        assert not alerts_module._reads_connections()
+        assert not metadata._reads_connections()
         monkeypatch.setenv("_AIRFLOW_PROCESS_CONTEXT", "server")
-    assert alerts_module._reads_connections()
+    assert metadata._reads_connections()
 
 
 def test_a_pid_is_judged_only_in_its_own_host_and_pid_namespace() -> None:

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_imkit import approval
-from airflow_provider_imkit.approval import ApprovalWait, Outcome, Question
+from airflow_provider_imkit import decisions as approval
+from airflow_provider_imkit.decisions import ApprovalWait, Outcome, Question
+from airflow_provider_imkit.decisions import wait as wait_module
 from airflow_provider_imkit.exceptions import (
     ImkitAuthenticationError,
     ImkitConnectionError,
@@ -296,7 +297,7 @@ def test_no_reply_sleeps_the_interval_and_reads_on_from_the_newest_seen() -> Non
     assert room.calls[-1]["afterTime"] == T0 - 1
     assert wait.poll(room) == 10.0  # type: ignore[arg-type]
     # Not the whole room again; from 5 s before the newest seen (a reply stored late).
-    assert room.calls[-1]["afterTime"] == T0 + 8000 - approval.CURSOR_OVERLAP_MS - 1
+    assert room.calls[-1]["afterTime"] == T0 + 8000 - wait_module.CURSOR_OVERLAP_MS - 1
     room.messages.append(msg("approve", at=T0 + 3000))
     assert isinstance(wait.poll(room), Outcome)  # type: ignore[arg-type]
 
@@ -346,7 +347,7 @@ def test_transient_errors_back_off_and_never_end_the_wait() -> None:
 
 
 def test_reads_failing_long_past_the_deadline_end_in_a_timeout_with_the_reason() -> None:
-    room, now = FakeRoom(), [(T0 + 60_000) / 1000 + approval.READ_GRACE_AFTER_TIMEOUT]
+    room, now = FakeRoom(), [(T0 + 60_000) / 1000 + wait_module.READ_GRACE_AFTER_TIMEOUT]
     room.errors = [ImkitConnectionError("GET", "/x", "refused", maybe_delivered=False)]
     outcome = wait_with(room, now).poll(room)  # type: ignore[arg-type]
     assert isinstance(outcome, Outcome) and outcome.status == "timeout" and "refused" in str(outcome.error)
@@ -365,7 +366,7 @@ def test_any_other_error_is_waited_out_and_the_backoff_never_overflows() -> None
     room.errors = [RuntimeError("the connection lookup failed")] * 2000
     wait = wait_with(room, now, Question(**{**QUESTION.__dict__, "deadline_ms": None}))
     delays = [wait.poll(room) for _ in range(2000)]  # type: ignore[arg-type]
-    assert delays[-1] == approval.MAX_ERROR_BACKOFF and "lookup failed" in str(wait.last_error)
+    assert delays[-1] == wait_module.MAX_ERROR_BACKOFF and "lookup failed" in str(wait.last_error)
 
 
 def test_a_permanent_error_ends_the_wait_as_an_error() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_imkit.approval import Question
+from airflow_provider_imkit.decisions import Question
 from airflow_provider_imkit.exceptions import ImkitApprovalError, ImkitValidationError
 from airflow_provider_imkit.operators.approval import ImkitApprovalOperator
 from airflow_provider_imkit.operators.imkit import ImkitApprovalOperator as ReExported

@@ -10,56 +10,90 @@ import pytest
 import responses
 
 from airflow_provider_imkit.client import ImkitClient
+from airflow_provider_imkit.client.retry import RetryPolicy
+from airflow_provider_imkit.client.settings import ImkitSettings
 from airflow_provider_imkit.exceptions import ImkitApiError, ImkitAuthenticationError, ImkitNotFoundError
-from airflow_provider_imkit.retry import RetryPolicy
-from airflow_provider_imkit.settings import ImkitSettings
 from tests.conftest import API_KEY
 
 BASE = "https://app.imkit.io"
 
 
 def client() -> ImkitClient:
-    return ImkitClient(ImkitSettings(conn_id="imkit_ops", base_url=BASE, api_key=API_KEY))
+    return ImkitClient.from_settings(ImkitSettings(conn_id="imkit_ops", base_url=BASE, api_key=API_KEY))
 
 
-def test_client_imports_and_sends_where_airflow_cannot_be_imported() -> None:
-    """A process in which ``import airflow`` fails: the client still sends, over real HTTP."""
-    code = textwrap.dedent(
-        f"""
-        import sys
-
-        class NoAirflow:
-            def find_spec(self, name, path=None, target=None):
-                if name == "airflow" or name.startswith("airflow."):
-                    raise ImportError("airflow is not importable here")
-
-        sys.meta_path.insert(0, NoAirflow())
-        import airflow_provider_imkit.client as client_module
+@pytest.mark.parametrize("block", ["meta_path", "sys_modules_none"])
+def test_client_is_an_sdk_where_airflow_cannot_be_imported(block: str) -> None:
+    """A process in which ``import airflow`` fails (a finder that refuses it, or the usual
+    ``sys.modules["airflow"] = None``): the client's endpoints work over real HTTP, with the
+    exactly-once read-back, and the errors are typed."""
+    blocker = {
+        "meta_path": """
+class NoAirflow:
+    def find_spec(self, name, path=None, target=None):
+        if name == "airflow" or name.startswith("airflow."):
+            raise ImportError("airflow is not importable here")
+sys.meta_path.insert(0, NoAirflow())
+""",
+        "sys_modules_none": 'sys.modules["airflow"] = None\n',
+    }[block]
+    code = (
+        "import sys\n"
+        + blocker
+        + textwrap.dedent(
+            f"""
+        from airflow_provider_imkit.client import ImkitClient, RetryPolicy
         from airflow_provider_imkit.exceptions import ImkitError, ImkitNotFoundError
-        from airflow_provider_imkit.settings import ImkitSettings
-        from airflow_provider_imkit.sandbox import ImkitSandbox
+        from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
 
-        with ImkitSandbox(api_key={API_KEY!r}, rooms=["ops"], users=["bot"]) as sandbox:
-            settings = ImkitSettings(conn_id="script", base_url=sandbox.url, api_key={API_KEY!r})
-            with client_module.ImkitClient(settings) as c:
-                sent = c.request("POST", "/messages", json_body={{
-                    "room": "ops", "sender": "bot", "message": "hi", "messageType": "text"}})
+        with ImkitSandbox(api_key={API_KEY!r}, rooms=["ops", "dev"], users=["bot", "ann"]) as sandbox:
+            with ImkitClient(sandbox.url, {API_KEY!r}, timeout=5, deadline=30,
+                             retry=RetryPolicy(settle=0)) as client:
+                bot = client.upsert_user("bot", nickname="Bot")
+                assert bot["_id"] == "bot" and not any("token" in k.lower() for k in bot), bot
+                # The first answer is lost after the message is stored: read back, sent once.
+                sandbox.inject("/messages", Fault("close_after"))
+                sent = client.send_message(room="ops", sender="bot", message="hi", mentions="ann")
+                assert [m["_id"] for m in sandbox.received("ops")] == [sent["_id"]]
+                listed = client.room_messages("ops", since_ms=0)
+                assert [m["_id"] for m in listed] == [sent["_id"]], listed
+                batch = client.send_batch(message="to all", rooms=["ops", "dev"], sender="bot")
+                assert batch["count"] == 2, batch
+                recalled = client.recall_message("ops", sent["_id"])
+                assert recalled["messageType"] == "recall", recalled
                 try:
-                    c.request("POST", "/messages", json_body={{
-                        "room": "nope", "sender": "bot", "message": "hi", "messageType": "text"}},
-                        subject={{"room": "nope"}})
+                    client.send_message(room="nope", sender="bot", message="hi")
                 except ImkitNotFoundError as exc:
                     assert "room 'nope'" in str(exc) and exc.room == "nope", exc
-            assert sandbox.received("ops")[0]["_id"] == sent["_id"]
+                else:
+                    raise AssertionError("no error")
         loaded = sorted(m for m in sys.modules if m == "airflow" or m.startswith("airflow."))
-        assert not loaded, loaded
+        assert loaded in ([], ["airflow"]) and sys.modules.get("airflow") is None, loaded
         assert ImkitError.__mro__[1].__module__ == "airflow_provider_imkit.exceptions"
         print("ok")
         """
+        )
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "ok"
+
+
+def test_client_checks_its_arguments_before_sending() -> None:
+    from airflow_provider_imkit.exceptions import ImkitConfigurationError, ImkitValidationError
+
+    with pytest.raises(ImkitConfigurationError, match="no API key"):
+        ImkitClient(BASE, "")
+    with pytest.raises(ImkitConfigurationError, match="unsupported URL scheme"):
+        ImkitClient("ftp://app.imkit.io", API_KEY)
+    c = ImkitClient(BASE, API_KEY, timeout=(2, 7), deadline=9, retry=1, verify="/ca.pem", proxy="http://p:3")
+    assert c.settings.timeout == (2.0, 7.0) and c.settings.deadline == 9.0
+    assert c.settings.retry.max_attempts == 1 and c.settings.verify == "/ca.pem"
+    assert c.session().proxies == {"http": "http://p:3", "https": "http://p:3"}
+    assert API_KEY not in repr(c.settings)
+    with pytest.raises(ImkitValidationError, match="room"):
+        c.send_message(room="", sender="bot", message="hi")  # no request: responses is not active
+    c.close()
 
 
 @responses.activate
@@ -105,7 +139,9 @@ def test_request_returns_the_result_only_and_logs_retries(caplog: pytest.LogCapt
     responses.get(f"{BASE}/x", status=503, body="busy")
     responses.get(f"{BASE}/x", json={"RC": 0, "RM": "OK", "result": {"count": 1}})
     waits: list[float] = []
-    c = ImkitClient(ImkitSettings(conn_id="c", base_url=BASE, api_key=API_KEY), sleep=waits.append)
+    c = ImkitClient.from_settings(
+        ImkitSettings(conn_id="c", base_url=BASE, api_key=API_KEY), sleep=waits.append
+    )
     with caplog.at_level("INFO", logger="airflow_provider_imkit.client"):
         assert c.request("GET", "/x", retry=RetryPolicy(backoff=0.5, jitter=0)) == {"count": 1}
     assert waits == [0.5]
@@ -118,7 +154,7 @@ def test_errors_are_airflow_exceptions_whatever_the_import_order() -> None:
     code = textwrap.dedent(
         """
         import sys
-        from airflow_provider_imkit.retry import RetryPolicy
+        from airflow_provider_imkit.client.retry import RetryPolicy
         from airflow_provider_imkit.exceptions import ImkitNotFoundError, ImkitServerError
         assert "airflow" not in sys.modules
         from airflow_provider_imkit.operators.imkit import ImkitSendMessageOperator

@@ -12,6 +12,8 @@ import pytest
 import requests
 import responses
 
+from airflow_provider_imkit.client.imkit import path_segment
+from airflow_provider_imkit.client.retry import RetryPolicy
 from airflow_provider_imkit.exceptions import (
     ImkitAuthenticationError,
     ImkitConfigurationError,
@@ -20,8 +22,7 @@ from airflow_provider_imkit.exceptions import (
     ImkitServerError,
     ImkitValidationError,
 )
-from airflow_provider_imkit.hooks.imkit import ImkitHook, path_segment
-from airflow_provider_imkit.retry import RetryPolicy
+from airflow_provider_imkit.hooks.imkit import ImkitHook
 from tests.conftest import API_KEY, FakeTime
 
 BASE = "https://app.imkit.io"
@@ -356,16 +357,23 @@ def test_hook_settings_precedence(conn_env: Callable[..., None]) -> None:
     assert ImkitHook(timeout=(1, 9)).settings.timeout == (1.0, 9.0)
 
 
+def test_get_conn_is_the_client(hook: ImkitHook) -> None:
+    from airflow_provider_imkit.client import ImkitClient
+
+    assert isinstance(hook.get_conn(), ImkitClient)
+    assert hook.get_conn() is hook.client
+
+
 def test_session_per_thread_and_close(hook: ImkitHook) -> None:
-    main = hook.get_conn()
-    assert hook.get_conn() is main
+    main = hook.get_conn().session()
+    assert hook.get_conn().session() is main
     other: list[requests.Session] = []
-    thread = threading.Thread(target=lambda: other.append(hook.get_conn()))
+    thread = threading.Thread(target=lambda: other.append(hook.get_conn().session()))
     thread.start()
     thread.join()
     assert other[0] is not main
     hook.close()
-    assert hook.get_conn() is not main
+    assert hook.get_conn().session() is not main
 
 
 def test_path_segment_encodes_everything() -> None:
@@ -399,20 +407,20 @@ def test_proxies_come_from_the_environment_once(
 ) -> None:
     conn_env(host=BASE, password=API_KEY)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
-    session = ImkitHook().get_conn()
+    session = ImkitHook().get_conn().session()
     assert session.trust_env is False  # no per-request environment scan, no ~/.netrc
     assert session.proxies == {"https": "http://proxy.internal:3128"}
     monkeypatch.setenv("NO_PROXY", "app.imkit.io")
-    assert ImkitHook().get_conn().proxies == {}
+    assert ImkitHook().get_conn().session().proxies == {}
     monkeypatch.delenv("HTTPS_PROXY")
     monkeypatch.delenv("NO_PROXY")
-    assert ImkitHook().get_conn().proxies == {}
+    assert ImkitHook().get_conn().session().proxies == {}
 
 
 def test_proxy_extra_wins(conn_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> None:
     conn_env(host=BASE, password=API_KEY, extra={"proxy": "http://corp-proxy:8080"})
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
-    assert ImkitHook().get_conn().proxies == {
+    assert ImkitHook().get_conn().session().proxies == {
         "http": "http://corp-proxy:8080",
         "https": "http://corp-proxy:8080",
     }
@@ -423,11 +431,11 @@ def test_verify_respects_requests_ca_bundle_only_when_on(
 ) -> None:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/bundle.pem")
     conn_env(host=BASE, password=API_KEY)
-    assert ImkitHook().get_conn().verify == "/etc/ssl/bundle.pem"
+    assert ImkitHook().get_conn().session().verify == "/etc/ssl/bundle.pem"
     conn_env(host=BASE, password=API_KEY, extra={"verify": "/opt/ca.pem"})
-    assert ImkitHook().get_conn().verify == "/opt/ca.pem"
+    assert ImkitHook().get_conn().session().verify == "/opt/ca.pem"
     conn_env(host=BASE, password=API_KEY, extra={"verify": False})
-    assert ImkitHook().get_conn().verify is False
+    assert ImkitHook().get_conn().session().verify is False
 
 
 def page(messages: list[dict[str, Any]], total: int | None) -> dict[str, Any]:

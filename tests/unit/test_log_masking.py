@@ -11,7 +11,7 @@ import pytest
 from airflow.providers.common.compat.sdk import mask_secret
 from pydantic import BaseModel
 
-from airflow_provider_imkit import log_masking
+from airflow_provider_imkit.hooks import log_masking
 
 # Airflow 2 logs through the standard library only (log_masking is for Airflow 3's task SDK).
 structlog = pytest.importorskip("structlog", reason="Airflow 3's task SDK logs through structlog")

@@ -11,9 +11,9 @@ import pytest
 import responses
 from airflow.providers.common.compat.sdk import DAG, AirflowFailException
 
+from airflow_provider_imkit.client.retry import RetryPolicy
 from airflow_provider_imkit.exceptions import ImkitServerError
 from airflow_provider_imkit.operators.imkit import ImkitSendMessageOperator
-from airflow_provider_imkit.retry import RetryPolicy
 from tests.conftest import API_KEY
 
 URL = "https://app.imkit.io/messages"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_provider_imkit.client.retry import RetryPolicy
 from airflow_provider_imkit.exceptions import (
     ImkitApiError,
     ImkitConfigurationError,
@@ -11,7 +12,6 @@ from airflow_provider_imkit.exceptions import (
     ImkitServerError,
     ImkitTlsError,
 )
-from airflow_provider_imkit.retry import RetryPolicy
 
 
 def api(cls: type[ImkitApiError], status: int, retry_after: float | None = None) -> ImkitApiError:

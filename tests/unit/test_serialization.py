@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_imkit.retry import RetryPolicy
+from airflow_provider_imkit.client.retry import RetryPolicy
 from airflow_provider_imkit.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 
 pytestmark = pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="Airflow 2 has no task SDK serializers")
@@ -122,7 +122,7 @@ def test_retry_policy_round_trips_through_serde_and_its_repr() -> None:
 
 
 def test_the_approval_trigger_s_kwargs_survive_the_trigger_serializer() -> None:
-    from airflow_provider_imkit.approval import Question
+    from airflow_provider_imkit.decisions import Question
     from airflow_provider_imkit.triggers.imkit import ImkitApprovalTrigger
 
     question = Question("ops", "bot", ("alice",), ("Approve", "Reject"), "m1", 1, 2, ("Approve",), "Reject")

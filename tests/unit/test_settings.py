@@ -4,9 +4,9 @@ import logging
 
 import pytest
 
-from airflow_provider_imkit import settings
+from airflow_provider_imkit.client import settings
+from airflow_provider_imkit.client.retry import RetryPolicy
 from airflow_provider_imkit.exceptions import ImkitConfigurationError
-from airflow_provider_imkit.retry import RetryPolicy
 
 
 @pytest.mark.parametrize(
@@ -54,7 +54,7 @@ def test_base_url_errors_name_the_connection(host: str | None, schema: str | Non
 
 
 def test_plain_http_to_remote_host_warns_once(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="airflow_provider_imkit.settings"):
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_imkit.client.settings"):
         settings.base_url_from("c", "http://chat.example.com", None, None)
         settings.base_url_from("c", "http://chat.example.com", None, None)
         settings.base_url_from("c", "http://127.0.0.1:1", None, None)

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from airflow_provider_imkit import validation
+from airflow_provider_imkit.client import validation
 from airflow_provider_imkit.exceptions import ImkitValidationError
 
 

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pendulum
 from airflow.providers.common.compat.sdk import DAG, task
 
+from airflow_provider_imkit.client.retry import RetryPolicy
 from airflow_provider_imkit.notifications.imkit import ImkitNotifier
 from airflow_provider_imkit.operators.imkit import ImkitSendMessageOperator
-from airflow_provider_imkit.retry import RetryPolicy
 from airflow_provider_imkit.testing.control import arm_faults
 from airflow_provider_imkit.version_compat import AIRFLOW_V_3_1_PLUS
 

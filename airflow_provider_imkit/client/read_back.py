@@ -7,16 +7,15 @@ retries. No Airflow in here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
-from airflow_provider_imkit.exceptions import ImkitReadBackError
-from airflow_provider_imkit.retry import RetryPolicy
+from airflow_provider_imkit.client.retry import RetryPolicy
+from airflow_provider_imkit.exceptions import ImkitConnectionError, ImkitError, ImkitReadBackError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
-    from airflow_provider_imkit.client import ImkitClient
 
 #: How far before the first attempt a read-back looks, for clocks that disagree (ms).
 READ_BACK_CLOCK_SKEW_MS = 30_000
@@ -24,6 +23,44 @@ READ_BACK_CLOCK_SKEW_MS = 30_000
 READ_BACK_PAGES, READ_BACK_PAGE_SIZE = 5, 100
 #: Reading is safe to repeat: one retry, short wait, also after ambiguous failures.
 READ_POLICY = RetryPolicy(max_attempts=2, backoff=0.2, on_ambiguous="resend")
+
+
+class NotFound:
+    """What a ``reconcile`` function returns when it proved the request had no effect."""
+
+
+#: The single value of :class:`NotFound`.
+NOT_FOUND = NotFound()
+
+
+class Unsettled:
+    """What read_back returns when the deadline ended inside the settle window."""
+
+
+#: The single value of :class:`Unsettled`.
+UNSETTLED = Unsettled()
+
+
+def no_answer_from_server(error: ImkitError) -> bool:
+    """Whether an ambiguous failure had no answer from IMKIT itself (read timeout, connection
+    lost after sending, a proxy's 502 or 504, a 500 without IMKIT's envelope, i.e. a
+    gateway's page): the server may still be storing the request."""
+    if isinstance(error, ImkitConnectionError):
+        return True
+    status = getattr(error, "status_code", None)
+    if status == 500:
+        return getattr(error, "rc", None) is None and getattr(error, "code", None) is None
+    return status in (502, 504)
+
+
+class ImkitClient(Protocol):
+    """What reading back needs of a client (:class:`~airflow_provider_imkit.client.ImkitClient`)."""
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any: ...
+
+    def read_back(
+        self, read: Callable[[], Any], *, settled_after: float, until: float | None = None
+    ) -> Any: ...
 
 
 def message_fields(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,7 +96,7 @@ def room_messages(
     path = f"/rooms/{quote(room, safe='')}/messages/v3"
     # ``since_ms - 1``: the same messages whether the server's afterTime is inclusive or not.
     params: dict[str, Any] = {
-        "afterTime": since_ms - 1,
+        "afterTime": max(0, since_ms - 1),
         "timeRangeField": "createdAt",
         "limit": READ_BACK_PAGE_SIZE,
     }
@@ -107,10 +144,6 @@ def find_message(
         since ``since_ms``: absence cannot be proven.
     :raises ImkitError: the room could not be read.
     """
-    # Imported here: DAG files import this module (through the approval checks), and the
-    # client would add requests to every parse.
-    from airflow_provider_imkit.client import NOT_FOUND
-
     want = {"room": room, "sender": sender, "message": message, "message_type": message_type}
     want_mentions = sorted(mentions or [])
 

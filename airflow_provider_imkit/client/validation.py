@@ -120,6 +120,18 @@ def user_ids(field: str, value: Any) -> list[str] | None:
     return ids or None
 
 
+#: A message's parameters by their Python names (``POST /messages``; IMKIT's names are in
+#: :func:`message_body`): the one list the client, the send operator, the notifier and the
+#: delivery step share.
+MESSAGE_PARAMS = ("room", "sender", "message", "message_type", "push", "skip_total_badge", "mentions")
+
+
+def message_params(source: Any, **values: Any) -> dict[str, Any]:
+    """:data:`MESSAGE_PARAMS` read from ``source``'s attributes (an operator, a notifier),
+    ``values`` taking precedence."""
+    return {name: values[name] if name in values else getattr(source, name) for name in MESSAGE_PARAMS}
+
+
 def message_body(
     room: Any,
     sender: Any,

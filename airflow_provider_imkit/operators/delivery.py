@@ -14,13 +14,13 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from airflow_provider_imkit import validation
-from airflow_provider_imkit.read_back import READ_BACK_CLOCK_SKEW_MS
+from airflow_provider_imkit.client import validation
+from airflow_provider_imkit.client.read_back import READ_BACK_CLOCK_SKEW_MS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from airflow_provider_imkit.retry import RetryPolicy
+    from airflow_provider_imkit.client.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +60,7 @@ def deliver(
     imkit_conn_id: str,
     retry: RetryPolicy | int | None,
     timeout: float | tuple[float, float] | None,
-    room: Any,
-    sender: Any,
-    message: str,
-    message_type: Any = "text",
-    push: bool | None = None,
-    skip_total_badge: bool | None = None,
-    mentions: Any = None,
+    message: Mapping[str, Any],
     ensure_sender: bool = False,
     sender_nickname: str | None = None,
     sender_avatar_url: str | None = None,
@@ -75,26 +69,31 @@ def deliver(
     """
     Send one message with a fresh hook; return the stored message object.
 
+    :param message: the message's parameters as rendered (:data:`~airflow_provider_imkit.
+        client.validation.MESSAGE_PARAMS`; ``message`` already a string): rendered lists and
+        ids are read as the client's arguments. Missing ones take the client's defaults.
+    :param ensure_sender: create or update the sender first (``POST /admin/clients``) with
+        ``sender_nickname`` and ``sender_avatar_url``.
     :param earlier: a later try's knowledge of its earlier tries (:func:`earlier_try`); with
         the ``reconcile`` policy the room is read back first, under the settle rule counted
         from the end of the earlier tries, and a message found there is returned instead.
-    :raises ImkitError: typed, as :meth:`ImkitHook.send_message` raises.
+    :raises ImkitError: typed, as :meth:`ImkitClient.send_message` raises.
     """
     # Imported here: DAG files import the operators, and requests would add ~30 ms to each parse.
     from airflow_provider_imkit.hooks.imkit import ImkitHook
 
-    fields: dict[str, Any] = {
-        "room": validation.rendered_id(room),
-        "sender": validation.rendered_id(sender),
-        "message": message,
-        "message_type": validation.rendered_id(message_type),
-        "mentions": validation.rendered_ids(mentions),
-    }
+    fields = {"message_type": "text", **message}
+    for name in ("room", "sender", "message_type"):
+        fields[name] = validation.rendered_id(fields[name])
+    fields["mentions"] = validation.rendered_ids(fields.get("mentions"))
     with ImkitHook(imkit_conn_id, timeout=timeout, retry=retry) as hook:
         policy = hook.settings.retry
         if earlier is not None and policy.on_ambiguous == "reconcile":
+            identity = {
+                name: fields[name] for name in ("room", "sender", "message", "message_type", "mentions")
+            }
             found = hook.find_message(
-                **fields, since_ms=earlier.since_ms, settled_after=earlier.ended_by + policy.settle
+                **identity, since_ms=earlier.since_ms, settled_after=earlier.ended_by + policy.settle
             )
             if found is not None:
                 hook.log.warning(
@@ -104,4 +103,4 @@ def deliver(
                 return found
         if ensure_sender:
             hook.upsert_user(fields["sender"], nickname=sender_nickname, avatar_url=sender_avatar_url)
-        return hook.send_message(**fields, push=push, skip_total_badge=skip_total_badge)
+        return hook.send_message(**fields)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_imkit.testing.servers import (
+from tests.deployment.harness.servers import (
     free_port,
     pg_bin,
     start_postgres,

@@ -1,6 +1,6 @@
-"""Turn an Airflow connection into the settings the hook runs with.
+"""Turn a connection's fields (an Airflow connection's, or the client's arguments) into checked settings.
 
-Pure functions of the connection's fields, so they are tested as a table without HTTP.
+Pure functions of the fields, so they are tested as a table without HTTP. No Airflow in here.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from airflow_provider_imkit.client.retry import ON_AMBIGUOUS_CHOICES, RetryPolicy
 from airflow_provider_imkit.exceptions import ImkitConfigurationError
-from airflow_provider_imkit.get_provider_info import EXTRAS
-from airflow_provider_imkit.retry import ON_AMBIGUOUS_CHOICES, RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -27,8 +26,23 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_DEADLINE = 120.0
 
-#: Connection extras the hook reads (the table lives in get_provider_info, beside the form).
-KNOWN_EXTRAS = tuple(EXTRAS)
+#: Connection extras the settings read; get_provider_info's form table describes each one
+#: (tests/unit/test_provider.py keeps the two in step). Nothing else in ``extra`` is used.
+KNOWN_EXTRAS = (
+    "timeout",
+    "connect_timeout",
+    "read_timeout",
+    "deadline",
+    "max_attempts",
+    "backoff",
+    "max_backoff",
+    "max_retry_after",
+    "on_ambiguous",
+    "read_back_settle",
+    "retry_on_ambiguous",
+    "proxy",
+    "verify",
+)
 
 _warned_plain_http: set[str] = set()
 
