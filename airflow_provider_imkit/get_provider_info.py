@@ -17,7 +17,13 @@ UI_FIELD_BEHAVIOUR: dict[str, object] = {
     "placeholders": {
         "host": "https://<app>.imkit.io",
         "password": "platform API key (sent as the IM-API-KEY header)",
-        "extra": '{"timeout": 30, "max_attempts": 3, "verify": true}',
+        "extra": '{"timeout": 30, "max_attempts": 3}',
+        # The extras' own fields (Airflow 2.11 to 3.1 key them by name too): the defaults.
+        "timeout": "10 connect, 30 read",
+        "max_attempts": "3",
+        "read_back_settle": "10",
+        "proxy": "http://proxy.internal:3128",
+        "ca_bundle": "/etc/ssl/certs/imkit-ca.pem",
     },
 }
 
@@ -73,7 +79,12 @@ EXTRAS: dict[str, dict[str, object]] = {
         "label": "On ambiguous failures",
         "description": "reconcile (default: read the room back, send again only if the message is "
         "absent), fail (never send again) or resend (at-least-once: can post twice).",
-        "schema": {"type": ["string", "null"], "enum": ["reconcile", "fail", "resend", None]},
+        # No null in the enum: the form would offer (and pre-select) a literal "null".
+        "schema": {
+            "type": ["string", "null"],
+            "default": "reconcile",
+            "enum": ["reconcile", "fail", "resend"],
+        },
         "form": True,
     },
     "read_back_settle": {
@@ -86,10 +97,9 @@ EXTRAS: dict[str, dict[str, object]] = {
     },
     "retry_on_ambiguous": {
         "label": "Resend ambiguous failures",
-        "description": "Resend after read timeouts and 500/502/504 without reading back (on_ambiguous="
-        "resend): can post twice. Default off (reconcile).",
+        "description": "Older spelling of on_ambiguous=resend (true), read when on_ambiguous is unset; "
+        "not in the form, which sets on_ambiguous.",
         "schema": {"type": ["boolean", "null"]},
-        "form": True,
     },
     "proxy": {
         "label": "Proxy URL",
@@ -98,10 +108,17 @@ EXTRAS: dict[str, dict[str, object]] = {
         "form": True,
     },
     "verify": {
-        "label": "Verify TLS",
-        "description": "true (default), false (not recommended; logs a warning), or the path of a CA bundle "
-        "for a self-hosted server.",
-        "schema": {"type": ["string", "boolean", "null"]},
+        "label": "Verify TLS certificates",
+        "description": "On by default. Off is not recommended (it logs a warning). In extra JSON a CA "
+        "bundle's path is accepted here too.",
+        "schema": {"type": ["boolean", "null"], "default": True},
+        "form": True,
+    },
+    "ca_bundle": {
+        "label": "CA bundle path",
+        "description": "For a self-hosted server whose certificate a private authority signed: the path "
+        "of the CA bundle (PEM) on every Airflow machine. Empty: the system's and certifi's CAs.",
+        "schema": {"type": ["string", "null"]},
         "form": True,
     },
 }
@@ -116,6 +133,7 @@ CONN_FIELDS: dict[str, dict[str, object]] = {
 
 #: The ``[imkit]`` section (deployment-wide alerts): option -> (default, description), in the
 #: order ``airflow config list`` shows them. airflow_provider_imkit.plugins.config reads them.
+#: Each option's type and an example are in :data:`ALERTS_OPTION_TYPES`.
 ALERTS_OPTIONS: dict[str, tuple[str, str]] = {
     "alerts_room": (
         "",
@@ -162,6 +180,24 @@ ALERTS_OPTIONS: dict[str, tuple[str, str]] = {
 }
 
 
+#: ``[imkit]`` option -> (type, example), as Airflow's config reference shows them.
+ALERTS_OPTION_TYPES: dict[str, tuple[str, str]] = {
+    "alerts_room": ("string", "ops-alerts"),
+    "alerts_sender": ("string", "airflow-bot"),
+    "alerts_conn_id": ("string", "imkit_default"),
+    "alerts_mentions": ("string", "alice,bob"),
+    "alerts_events": ("string", "dag_run_failed,dag_run_recovered,import_error,task_retry"),
+    "alerts_dag_ids": ("string", "etl_*,billing_*"),
+    "alerts_tags": ("string", "critical,finance"),
+    "alerts_routes": ("string", '{"tag:finance": "finance-alerts", "dag:etl_*": "etl-room"}'),
+    "alerts_repeat_interval": ("integer", "7200"),
+    "alerts_queue_size": ("integer", "5000"),
+    "alerts_flush_timeout": ("float", "30"),
+    "alerts_sweep_interval": ("integer", "120"),
+    "alerts_sweep_lookback": ("integer", "86400"),
+}
+
+
 def get_provider_info() -> dict[str, object]:
     """Return the provider's metadata (entry point ``apache_airflow_provider``)."""
     return {
@@ -190,6 +226,12 @@ def get_provider_info() -> dict[str, object]:
             {"integration-name": "IMKIT", "python-modules": ["airflow_provider_imkit.triggers.imkit"]}
         ],
         "notifications": ["airflow_provider_imkit.notifications.imkit.ImkitNotifier"],
+        "plugins": [
+            {
+                "name": "imkit_alerts",
+                "plugin-class": "airflow_provider_imkit.plugins.alerts.ImkitAlertsPlugin",
+            }
+        ],
         "config": {
             "imkit": {
                 "description": "Deployment-wide IMKIT alerts (the imkit_alerts plugin).",
@@ -197,8 +239,8 @@ def get_provider_info() -> dict[str, object]:
                     key: {
                         "description": description,
                         "version_added": "0.2.0",
-                        "type": "string",
-                        "example": None,
+                        "type": ALERTS_OPTION_TYPES[key][0],
+                        "example": ALERTS_OPTION_TYPES[key][1],
                         "default": default,
                     }
                     for key, (default, description) in ALERTS_OPTIONS.items()

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Create (or refresh) a virtualenv with one Airflow version and this project installed
-# editable with its test and lint extras, pinned by constraints/airflow-<version>.txt
-# (refresh those with scripts/constraints.sh).
-#   usage: scripts/setup-venv.sh VENV_DIR AIRFLOW_VERSION [EXTRAS]
-# EXTRAS defaults to test, plus lint and deploy (Postgres, Redis, Celery) on the newest Airflow.
+# editable with its development dependency groups (PEP 735, pyproject.toml), pinned by
+# constraints/airflow-<version>[-py3.NN].txt (refresh those with scripts/constraints.sh).
+#   usage: scripts/setup-venv.sh VENV_DIR AIRFLOW_VERSION [GROUPS]
+# GROUPS (comma-separated) defaults to test, plus lint, deploy (Postgres, Redis, Celery) and
+# docs on the newest Airflow. PYTHON picks the interpreter (default python3.11); a Python
+# other than 3.11 takes constraints/airflow-<version>-py3.NN.txt.
 # uv is taken from PATH, else installed from PyPI into .tools/ (nothing else is needed
 # on the machine but Python 3.11). Every install uses --compile-bytecode: this machine
 # sets PYTHONDONTWRITEBYTECODE=1, which otherwise makes each `import airflow` ~2.5x slower.
@@ -11,14 +13,16 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${1:?usage: setup-venv.sh VENV_DIR AIRFLOW_VERSION}"
 airflow_version="${2:?usage: setup-venv.sh VENV_DIR AIRFLOW_VERSION}"
-default_extras="test"
-[ "$airflow_version" = "$("$here/scripts/airflow-versions.sh" newest)" ] && default_extras="test,lint,deploy"
-extras="${3:-$default_extras}"
+default_groups="test"
+[ "$airflow_version" = "$("$here/scripts/airflow-versions.sh" newest)" ] && default_groups="test,lint,deploy,docs"
+groups="${3:-$default_groups}"
 python="${PYTHON:-python3.11}"
 command -v "$python" >/dev/null 2>&1 || python=python3
 uv="$("$here/scripts/uv.sh")"
 
+py_version="$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
 constraints="$here/constraints/airflow-$airflow_version.txt"
+[ "$py_version" = "3.11" ] || constraints="$here/constraints/airflow-$airflow_version-py$py_version.txt"
 pin=()
 if [ -f "$constraints" ]; then
     pin=(--constraint "$constraints")
@@ -26,14 +30,17 @@ else
     echo "==> no constraints/airflow-$airflow_version.txt: resolving freely (scripts/constraints.sh $airflow_version pins it)" >&2
 fi
 stamp="$venv/.imkit-stamp"
-want="airflow=$airflow_version extras=$extras $(cat "$here/pyproject.toml" "$constraints" 2>/dev/null | cksum)"
+group_args=()
+IFS=, read -ra group_names <<< "$groups"
+for group in "${group_names[@]}"; do group_args+=(--group "$here/pyproject.toml:$group"); done
+want="airflow=$airflow_version python=$py_version groups=$groups $(cat "$here/pyproject.toml" "$constraints" 2>/dev/null | cksum)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
 fi
 echo "==> preparing $venv (Airflow $airflow_version)" >&2
 [ -x "$venv/bin/python" ] || "$uv" venv --quiet --python "$python" "$venv"
 "$uv" pip install --quiet --compile-bytecode --python "$venv/bin/python" "${pin[@]}" \
-    "apache-airflow==$airflow_version" -e "$here[$extras]"
+    "apache-airflow==$airflow_version" -e "$here" "${group_args[@]}"
 # The project is installed editable: compile its bytecode too, or every DAG parse and
 # test run would recompile it (PYTHONDONTWRITEBYTECODE=1 keeps Python from caching it).
 "$venv/bin/python" -m compileall -q "$here/airflow_provider_imkit" "$here/example_dags"

@@ -325,7 +325,9 @@ class BaseClient:
                     allow_redirects=False,
                 )
         except requests.RequestException as exc:
-            error = transport_error(method, path, exc, self._redact, settings.scheme_assumed)
+            error = transport_error(
+                method, path, exc, self._redact, settings.scheme_assumed, settings.base_url
+            )
             if time.monotonic() >= at - 0.001 and not error.permanent:
                 raise ImkitConnectionError(
                     method,

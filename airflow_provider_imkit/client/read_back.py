@@ -56,7 +56,16 @@ def no_answer_from_server(error: ImkitError) -> bool:
 class ImkitClient(Protocol):
     """What reading back needs of a client (:class:`~airflow_provider_imkit.client.ImkitClient`)."""
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any: ...
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = ...,
+        retry: RetryPolicy | None = ...,
+        subject: dict[str, str] | None = ...,
+        until: float | None = ...,
+    ) -> Any: ...
 
     def read_back(
         self, read: Callable[[], Any], *, settled_after: float, until: float | None = None

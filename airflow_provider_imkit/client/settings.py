@@ -42,6 +42,7 @@ KNOWN_EXTRAS = (
     "retry_on_ambiguous",
     "proxy",
     "verify",
+    "ca_bundle",
 )
 
 _warned_plain_http: set[str] = set()
@@ -231,7 +232,13 @@ def proxy_from(extras: Mapping[str, Any]) -> str | None:
 
 
 def verify_from(conn_id: str, extras: Mapping[str, Any]) -> bool | str:
-    """TLS verification: on by default; ``false`` turns it off, a path names a CA bundle."""
+    """TLS verification: on by default; ``verify`` false turns it off; ``ca_bundle`` (or a path
+    given as ``verify``) names a CA bundle."""
+    bundle = _extra(extras, "ca_bundle")
+    if bundle is not None and _extra(extras, "verify") in (None, True, "true", "True"):
+        if not isinstance(bundle, str) or not bundle.strip():
+            raise _error(conn_id, f"extra 'ca_bundle' must be the path of a CA bundle, got {bundle!r}")
+        return bundle.strip()
     value = _extra(extras, "verify")
     if value is None:
         return True

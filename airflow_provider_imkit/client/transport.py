@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import threading
 import time
@@ -158,11 +159,12 @@ def _plain_http_answer(exc: BaseException) -> bool:
     return any(sign in text for sign in _PLAIN_HTTP_SIGNS)
 
 
-def _tls_reason(detail: str, plain_http: bool, scheme_assumed: bool) -> str:
+def _tls_reason(detail: str, plain_http: bool, scheme_assumed: bool, base_url: str | None) -> str:
     if plain_http and scheme_assumed:
+        example = f" ({base_url.replace('https://', 'http://', 1)})" if base_url else ""
         return (
             "TLS error: the Base URL has no scheme, so https was assumed, but the server answered "
-            "plain HTTP; write http:// in the connection's Base URL (e.g. http://127.0.0.1:8099)"
+            f"plain HTTP; write http:// in the connection's Base URL{example}"
         )
     if plain_http:
         return "TLS error: the server answered plain HTTP to https; use http:// in the connection's Base URL"
@@ -175,11 +177,13 @@ def transport_error(
     exc: requests.RequestException,
     redact: Callable[[str], str],
     scheme_assumed: bool = False,
+    base_url: str | None = None,
 ) -> ImkitConnectionError:
     """Classify a requests exception: could the request have reached the server?
 
     TLS failures (certificates, or plain HTTP answering https) are :class:`ImkitTlsError`:
-    permanent, and worded for what to fix (``scheme_assumed``: the Base URL had no scheme).
+    permanent, and worded for what to fix (``scheme_assumed``: the Base URL had no scheme;
+    ``base_url``: the one the request went to, for the http:// hint).
     """
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return ImkitConnectionError(method, path, "connect timeout", maybe_delivered=False)
@@ -189,13 +193,16 @@ def transport_error(
         )
     if isinstance(exc, requests.exceptions.SSLError) or _plain_http_answer(exc):
         return ImkitTlsError(
-            method, path, _tls_reason(redact(str(exc)), _plain_http_answer(exc), scheme_assumed)
+            method, path, _tls_reason(redact(str(exc)), _plain_http_answer(exc), scheme_assumed, base_url)
         )
     if isinstance(exc, requests.exceptions.ConnectionError):
         refused = next((c for c in _causes(exc) if isinstance(c, NewConnectionError)), None)
         if refused is not None:
             return ImkitConnectionError(
-                method, path, f"cannot connect: {redact(str(refused))}", maybe_delivered=False
+                method,
+                path,
+                f"cannot connect: {redact(_without_object(str(refused)))}",
+                maybe_delivered=False,
             )
         if any(isinstance(c, TimeoutError | socket.timeout) for c in _causes(exc)):
             return ImkitConnectionError(
@@ -211,6 +218,12 @@ def transport_error(
             maybe_delivered=True,
         )
     return ImkitConnectionError(method, path, redact(f"{type(exc).__name__}: {exc}"), maybe_delivered=True)
+
+
+def _without_object(text: str) -> str:
+    """urllib3 starts the text with the connection object's repr (``<urllib3.connection.
+    HTTPConnection object at 0x...>: ``): internal, and no help to a reader."""
+    return re.sub(r"^<[^<>]+>: ", "", text)
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

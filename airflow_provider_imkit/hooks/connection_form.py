@@ -48,23 +48,27 @@ def connection_form_widgets() -> dict[str, Any]:
         label, description = gettext(str(field["label"])), str(field["description"])
         schema: Any = field["schema"]
         if "boolean" in schema["type"] and "string" not in schema["type"]:
-            widgets[name] = BooleanField(label, default=False, description=description)
+            widgets[name] = BooleanField(label, default=bool(schema.get("default")), description=description)
         else:
             widgets[name] = StringField(label, widget=text_widget(), description=description)
     return widgets
 
 
-def connection_test_advice(conn_id: str, exc: ImkitError) -> str:
-    """Say what to fix for a failed connection test."""
+def connection_test_advice(conn_id: str, exc: ImkitError, base_url: str | None = None) -> str:
+    """Say what to fix for a failed connection test (``base_url``: where it went, when known)."""
     if isinstance(exc, ImkitAuthenticationError):
         what = exc.code or exc.status_code
         return f"IMKIT rejected the API key ({what}): check the password of connection {conn_id!r}. {exc}"
     if isinstance(exc, ImkitTlsError) and "plain HTTP" in exc.reason:
         return f"{exc.reason}."
     if isinstance(exc, ImkitTlsError):
-        return f"TLS failed: {exc.reason}. For a self-hosted server set the extra 'verify' to its CA bundle."
+        return (
+            f"{exc.reason}. For a self-hosted server with its own certificate authority, set the "
+            "extra 'ca_bundle' to the CA bundle's path."
+        )
     if isinstance(exc, ImkitConnectionError):
-        return f"Cannot reach the server: {exc.reason}. Check the Base URL, proxy and network. ({exc})"
+        where = f" at {base_url}" if base_url else ""
+        return f"Cannot reach IMKIT{where}: {exc.reason}. Check the Base URL, proxy and network."
     if isinstance(exc, ImkitApiError) and (
         exc.status_code in (404, 405) or (exc.rc is None and exc.code is None)
     ):

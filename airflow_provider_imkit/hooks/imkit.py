@@ -182,6 +182,7 @@ class ImkitHook(BaseHook):
 
         :return: ``(True, text)`` when IMKIT answered, else ``(False, what to fix)``.
         """
+        url = None
         try:
             unknown = unknown_extras(self.extras)
             if unknown:
@@ -192,7 +193,7 @@ class ImkitHook(BaseHook):
             url = self.settings.base_url
             result = self.client.connection_count()
         except ImkitError as exc:
-            return False, connection_test_advice(self.imkit_conn_id, exc)
+            return False, connection_test_advice(self.imkit_conn_id, exc, url)
         count = result.get("count")
         detail = f" ({count} client connections open)" if isinstance(count, int) else ""
         return True, f"Connected to IMKIT at {url}: the API key was accepted{detail}."

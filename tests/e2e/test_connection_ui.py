@@ -67,7 +67,7 @@ def test_airflow_connections_test_wrong_base_url(example_runs: ExampleRuns) -> N
         example_runs, {"conn_type": "imkit", "host": f"http://127.0.0.1:{port}", "password": API_KEY}
     )
     assert "Connection failed!" in output
-    assert "Cannot reach the server" in output
+    assert "Cannot reach IMKIT at " in output
 
 
 @pytest.mark.skipif(not AIRFLOW_3, reason="the API server is Airflow 3 (2.11 forms: test_provider.py)")

@@ -3,7 +3,7 @@
 For each case: the outcome (the result, or one exception class), the attempts the server
 saw, the messages it stored, and the waits the hook asked for (an injected sleep records
 them: no real backoff sleeps). ``python -m tests.integration.test_fault_matrix`` prints
-the README's table from this same table, and a test checks the README carries it.
+the docs' table (docs/delivery.md) from this same table, and a test checks the docs carry it.
 """
 
 # ruff: noqa: E501  (the case table reads best one case per line)
@@ -192,11 +192,11 @@ def markdown_rows() -> list[str]:
     ]
 
 
-def test_readme_lists_every_case() -> None:
-    readme = (ROOT / "README.md").read_text()
-    missing = [row for row in markdown_rows() if row not in readme]
+def test_the_docs_list_every_case() -> None:
+    docs = (ROOT / "docs" / "delivery.md").read_text()
+    missing = [row for row in markdown_rows() if row not in docs]
     assert not missing, (
-        "README fault table is stale; regenerate with python -m tests.integration.test_fault_matrix"
+        "docs/delivery.md's fault table is stale; regenerate with python -m tests.integration.test_fault_matrix"
     )
 
 

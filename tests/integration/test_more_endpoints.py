@@ -137,7 +137,7 @@ def test_test_connection(sandbox: ImkitSandbox, monkeypatch: pytest.MonkeyPatch)
     with ImkitSandbox() as gone:
         closed = gone.url
     ok, text = check({"host": closed, "password": API_KEY})
-    assert not ok and text.startswith("Cannot reach the server")
+    assert not ok and text.startswith("Cannot reach IMKIT at http")
     ok, text = check({"password": API_KEY})
     assert not ok and "no host" in text
     ok, text = check(

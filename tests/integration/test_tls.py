@@ -84,7 +84,7 @@ def test_untrusted_certificate_is_refused_by_default(
     assert sleeps == []  # a certificate problem is not retried
     assert tls_sandbox.received("ops") == []
     ok, text = ImkitHook().test_connection()
-    assert not ok and "set the extra 'verify' to its CA bundle" in text
+    assert not ok and "set the extra 'ca_bundle' to the CA bundle's path" in text
 
 
 def test_ca_bundle_in_verify(

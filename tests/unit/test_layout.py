@@ -4,6 +4,7 @@ import cycles, no Airflow under the client, and every old module name still impo
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import pathlib
 import subprocess
@@ -19,6 +20,7 @@ ROOT_MODULES = {"__init__.py", "get_provider_info.py", "version_compat.py", "exc
 NO_AIRFLOW = ("client", "decisions")
 
 
+@functools.cache
 def modules() -> dict[str, pathlib.Path]:
     found = {}
     for path in PACKAGE.rglob("*.py"):
@@ -29,12 +31,15 @@ def modules() -> dict[str, pathlib.Path]:
 
 
 def imports_of(path: pathlib.Path) -> set[str]:
-    """Every module an import statement anywhere in the file names (TYPE_CHECKING ones too)."""
+    """Every module an import statement anywhere in the file names (TYPE_CHECKING ones too):
+    ``from a import b`` names ``a.b`` when that is a module, else ``a``."""
+    known = modules()
     names = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                names.add(submodule if submodule in known else node.module)
         elif isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
     return names

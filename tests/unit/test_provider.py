@@ -76,7 +76,7 @@ def test_airflow_discovers_the_provider_and_its_form(tmp_path: Path) -> None:
         "max_attempts",
         "on_ambiguous",
         "read_back_settle",
-        "retry_on_ambiguous",
+        "ca_bundle",
         "proxy",
         "verify",
     }
@@ -107,3 +107,21 @@ def test_example_dags_import_without_errors() -> None:
     assert set(bag.dag_ids) == set(plan["dags"]), "demo.json must list every example DAG"
     for dag in bag.dags.values():
         assert dag.tasks
+
+
+def test_the_form_offers_no_null_choice_and_real_config_types() -> None:
+    from airflow_provider_imkit.get_provider_info import CONN_FIELDS, get_provider_info
+
+    on_ambiguous: Any = CONN_FIELDS["on_ambiguous"]["schema"]
+    assert None not in on_ambiguous["enum"] and on_ambiguous["default"] == "reconcile"
+    verify: Any = CONN_FIELDS["verify"]["schema"]
+    assert verify["type"] == ["boolean", "null"] and verify["default"] is True  # a checkbox, not JSON
+    assert "retry_on_ambiguous" not in CONN_FIELDS  # one field sets what happens on ambiguous failures
+    info: Any = get_provider_info()
+    options = info["config"]["imkit"]["options"]
+    assert options["alerts_repeat_interval"]["type"] == "integer"
+    assert options["alerts_flush_timeout"]["type"] == "float"
+    assert all(option["example"] for option in options.values())
+    assert info["plugins"] == [
+        {"name": "imkit_alerts", "plugin-class": "airflow_provider_imkit.plugins.alerts.ImkitAlertsPlugin"}
+    ]

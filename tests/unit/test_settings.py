@@ -173,3 +173,14 @@ def test_every_extra_comes_from_one_table() -> None:
     assert set(settings.KNOWN_EXTRAS) == set(EXTRAS)
     assert set(CONN_FIELDS) <= set(EXTRAS)
     assert settings.unknown_extras({"timout": 3, "max_attemps": 2, "timeout": 1}) == ["max_attemps", "timout"]
+
+
+def test_ca_bundle_extra_names_the_bundle_and_verify_false_still_wins() -> None:
+    def verify(**extras: object) -> object:
+        return settings.verify_from("c", extras)
+
+    assert verify(ca_bundle="/etc/ssl/imkit.pem") == "/etc/ssl/imkit.pem"
+    assert verify(ca_bundle="/etc/ssl/imkit.pem", verify=True) == "/etc/ssl/imkit.pem"
+    assert verify(ca_bundle="/etc/ssl/imkit.pem", verify=False) is False
+    assert verify(ca_bundle="") is True  # the form saves an empty field as ""
+    assert verify(verify="/opt/ca.pem") == "/opt/ca.pem"  # the older spelling still works
