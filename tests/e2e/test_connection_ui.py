@@ -115,6 +115,18 @@ def test_api_server_hook_meta_lists_the_imkit_form(example_runs: ExampleRuns) ->
     assert fields["password"]["title"] == "API key" and not fields["password"]["hidden"]
     assert fields["login"]["hidden"] and fields["port"]["hidden"] and fields["url_schema"]["hidden"]
     extra = imkit["extra_fields"]
-    assert {"timeout", "max_attempts", "retry_on_ambiguous", "proxy", "verify"} <= set(extra)
+    assert set(extra) == {
+        "timeout",
+        "max_attempts",
+        "on_ambiguous",
+        "read_back_settle",
+        "proxy",
+        "verify",
+        "ca_bundle",
+    }
     assert extra["timeout"]["schema"]["title"] == "Timeout (seconds)"
+    # No literal "null" option pre-selected, and a checkbox (not a JSON box) for TLS checks.
+    assert None not in extra["on_ambiguous"]["schema"]["enum"]
+    assert extra["on_ambiguous"]["value"] in (None, "reconcile"), extra["on_ambiguous"]
+    assert extra["verify"]["schema"]["type"] in ("boolean", ["boolean", "null"]), extra["verify"]
     assert "get_connection_form_widgets" not in output and "get_ui_field_behaviour" not in output
