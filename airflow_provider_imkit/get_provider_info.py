@@ -57,7 +57,7 @@ EXTRAS: dict[str, dict[str, object]] = {
         "label": "Max attempts",
         "description": "HTTP attempts per call, the first included (retries only what was not delivered). "
         "Default 3.",
-        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
+        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 100, "default": 3},
         "form": True,
     },
     "backoff": {
@@ -92,7 +92,7 @@ EXTRAS: dict[str, dict[str, object]] = {
         "description": "After a send got no answer (read timeout, lost connection, 502/504), IMKIT may "
         "still store it: the message counts as absent (and is sent again) only if a read-back this "
         "long after the failure does not find it. Default 10; 0 trusts the first read-back.",
-        "schema": {"type": ["number", "null"], "minimum": 0, "maximum": 3600},
+        "schema": {"type": ["number", "null"], "minimum": 0, "maximum": 3600, "default": 10},
         "form": True,
     },
     "retry_on_ambiguous": {
@@ -103,8 +103,9 @@ EXTRAS: dict[str, dict[str, object]] = {
     },
     "proxy": {
         "label": "Proxy URL",
-        "description": "HTTP(S) proxy for requests to IMKIT, e.g. http://proxy.internal:3128.",
-        "schema": {"type": ["string", "null"]},
+        "description": "HTTP(S) proxy for requests to IMKIT, e.g. http://proxy.internal:3128. Empty: "
+        "the usual HTTPS_PROXY/NO_PROXY variables apply.",
+        "schema": {"type": ["string", "null"], "examples": ["http://proxy.internal:3128"]},
         "form": True,
     },
     "verify": {
@@ -118,7 +119,7 @@ EXTRAS: dict[str, dict[str, object]] = {
         "label": "CA bundle path",
         "description": "For a self-hosted server whose certificate a private authority signed: the path "
         "of the CA bundle (PEM) on every Airflow machine. Empty: the system's and certifi's CAs.",
-        "schema": {"type": ["string", "null"]},
+        "schema": {"type": ["string", "null"], "examples": ["/etc/ssl/certs/imkit-ca.pem"]},
         "form": True,
     },
 }
