@@ -26,16 +26,18 @@ Errors that retrying cannot fix (validation, configuration, authentication, not 
 request, TLS) are also :class:`~airflow.exceptions.AirflowFailException`, so a task that
 raises one fails at once instead of burning its Airflow retries.
 
-This module never imports Airflow, so that :mod:`airflow_provider_imkit.client` works where
-Airflow cannot be imported (even with ``sys.modules["airflow"] = None``). Every Airflow-facing
-module of the provider imports :mod:`airflow_provider_imkit.version_compat`, the one place that
-calls :func:`use_airflow_exceptions`: from then on the errors are Airflow's exceptions, whatever
-the order of imports (the classes are rebased in place); without Airflow they derive from
-Exception.
+This module never imports Airflow on its own, so that :mod:`airflow_provider_imkit.client`
+works where Airflow cannot be imported (even with ``sys.modules["airflow"] = None``). The
+rebase onto Airflow's exceptions is one function, :func:`use_airflow_exceptions`: this module
+runs it when it is imported in a process that has Airflow loaded already, and
+:mod:`airflow_provider_imkit.version_compat` (imported by every Airflow-facing module) when
+Airflow comes later. Either way the classes are rebased in place, whatever the order of
+imports; without Airflow they derive from Exception.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 
@@ -56,8 +58,9 @@ def use_airflow_exceptions() -> None:
     Make every provider error an ``AirflowException``, and the permanent ones
     ``AirflowFailException`` (so a task fails at once instead of burning its retries).
 
-    Called once, by :mod:`airflow_provider_imkit.version_compat` (which every Airflow-facing
-    module imports); errors created before are rebased too. Idempotent.
+    Run on import of this module where Airflow is loaded, and by
+    :mod:`airflow_provider_imkit.version_compat` (which every Airflow-facing module imports);
+    errors created before are rebased too. Idempotent.
     """
     if _Base.__bases__ != (_Root,):
         return
@@ -275,3 +278,9 @@ class ImkitBadRequestError(ImkitApiError, _FailFast):
 
 class ImkitServerError(ImkitApiError):
     """5xx: the server failed."""
+
+
+# Imported where Airflow is already loaded (the client used in a task): rebase now. Where it is
+# loaded later, version_compat (imported by every Airflow-facing module) rebases.
+if sys.modules.get("airflow") is not None:
+    use_airflow_exceptions()

@@ -79,12 +79,10 @@ EXTRAS: dict[str, dict[str, object]] = {
         "label": "On ambiguous failures",
         "description": "reconcile (default: read the room back, send again only if the message is "
         "absent), fail (never send again) or resend (at-least-once: can post twice).",
-        # No null in the enum: the form would offer (and pre-select) a literal "null".
-        "schema": {
-            "type": ["string", "null"],
-            "default": "reconcile",
-            "enum": ["reconcile", "fail", "resend"],
-        },
+        # No null in the enum: the form would offer (and pre-select) a literal "null". No default
+        # either: an empty choice is saved as null, which reads as reconcile, and leaves an older
+        # connection's retry_on_ambiguous in force.
+        "schema": {"type": ["string", "null"], "enum": ["reconcile", "fail", "resend"]},
         "form": True,
     },
     "read_back_settle": {

@@ -22,7 +22,7 @@ use_airflow_exceptions()
 _SERDE_MODULES = ("airflow.sdk.serde", "airflow.serialization.serde")
 
 
-def allow_in_serde(*classes: type) -> None:
+def allow_in_serde(*classes: type, aliases: tuple[str, ...] = ()) -> None:
     """
     Let Airflow's serde turn these provider classes back into objects, as naming them in
     ``[core] allowed_deserialization_classes`` would, in this process: a notifier's
@@ -31,7 +31,7 @@ def allow_in_serde(*classes: type) -> None:
     one allows them. serde keeps no public hook for it before 3.3 (``allow_class``): its
     process-wide allow set is added to; where neither exists nothing changes.
     """
-    names = {f"{cls.__module__}.{cls.__qualname__}" for cls in classes}
+    names = {f"{cls.__module__}.{cls.__qualname__}" for cls in classes} | set(aliases)
     for name in _SERDE_MODULES:  # the first that exists (the later one is a deprecated alias)
         try:
             module = importlib.import_module(name)
@@ -44,7 +44,8 @@ def allow_in_serde(*classes: type) -> None:
         return
 
 
-allow_in_serde(RetryPolicy)
+# Payloads stored before the move (Deadline Alerts' notifier kwargs) name the old module.
+allow_in_serde(RetryPolicy, aliases=("airflow_provider_imkit.retry.RetryPolicy",))
 
 AIRFLOW_VERSION: tuple[int, int, int] = get_base_airflow_version_tuple()
 

@@ -13,21 +13,23 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${1:?usage: setup-venv.sh VENV_DIR AIRFLOW_VERSION}"
 airflow_version="${2:?usage: setup-venv.sh VENV_DIR AIRFLOW_VERSION}"
-default_groups="test"
-[ "$airflow_version" = "$("$here/scripts/airflow-versions.sh" newest)" ] && default_groups="test,lint,deploy,docs"
-groups="${3:-$default_groups}"
 python="${PYTHON:-python3.11}"
 command -v "$python" >/dev/null 2>&1 || python=python3
 uv="$("$here/scripts/uv.sh")"
-
 py_version="$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+# Lint, docs and the deployment are pinned (and run) on the newest Airflow under 3.11 only.
+default_groups="test"
+if [ "$airflow_version" = "$("$here/scripts/airflow-versions.sh" newest)" ] && [ "$py_version" = "3.11" ]; then
+    default_groups="test,lint,deploy,docs"
+fi
+groups="${3:-$default_groups}"
 constraints="$here/constraints/airflow-$airflow_version.txt"
 [ "$py_version" = "3.11" ] || constraints="$here/constraints/airflow-$airflow_version-py$py_version.txt"
 pin=()
 if [ -f "$constraints" ]; then
     pin=(--constraint "$constraints")
 else
-    echo "==> no constraints/airflow-$airflow_version.txt: resolving freely (scripts/constraints.sh $airflow_version pins it)" >&2
+    echo "==> no ${constraints#"$here/"}: resolving freely (scripts/constraints.sh $airflow_version pins it)" >&2
 fi
 stamp="$venv/.imkit-stamp"
 group_args=()

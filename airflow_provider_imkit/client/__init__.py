@@ -11,7 +11,8 @@ and wire bodies), :mod:`.envelope` (IMKIT's answers and errors), :mod:`.transpor
 (deadline-bound sockets, transport errors), :mod:`.read_back` (reading a room back).
 
 The names below are imported on first use (PEP 562): DAG files import the light checks
-(:mod:`.validation`) without loading requests.
+(:mod:`.validation`) without loading requests. ``DEFAULT_SLEEP`` and ``DEFAULT_CLOCK`` are
+read here; to replace them for every client, patch ``airflow_provider_imkit.client.base``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_provider_imkit.client.base import USER_AGENT, BaseClient
+    from airflow_provider_imkit.client.base import DEFAULT_CLOCK, DEFAULT_SLEEP, USER_AGENT, BaseClient
     from airflow_provider_imkit.client.imkit import ImkitClient
-    from airflow_provider_imkit.client.read_back import NOT_FOUND, UNSETTLED, no_answer_from_server
+    from airflow_provider_imkit.client.read_back import (
+        NOT_FOUND,
+        UNSETTLED,
+        NotFound,
+        Unsettled,
+        no_answer_from_server,
+    )
     from airflow_provider_imkit.client.retry import RetryPolicy
     from airflow_provider_imkit.client.settings import ImkitSettings
 
@@ -31,6 +38,10 @@ _WHERE = {
     "UNSETTLED": "read_back",
     "USER_AGENT": "base",
     "BaseClient": "base",
+    "DEFAULT_SLEEP": "base",
+    "DEFAULT_CLOCK": "base",
+    "NotFound": "read_back",
+    "Unsettled": "read_back",
     "no_answer_from_server": "read_back",
     "ImkitClient": "imkit",
     "RetryPolicy": "retry",
@@ -38,13 +49,17 @@ _WHERE = {
 }
 
 __all__ = [
+    "DEFAULT_CLOCK",
+    "DEFAULT_SLEEP",
     "NOT_FOUND",
     "UNSETTLED",
     "USER_AGENT",
     "BaseClient",
     "ImkitClient",
     "ImkitSettings",
+    "NotFound",
     "RetryPolicy",
+    "Unsettled",
     "no_answer_from_server",
 ]
 

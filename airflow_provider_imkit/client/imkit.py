@@ -26,12 +26,10 @@ from airflow_provider_imkit.client.read_back import (
     room_messages,
 )
 from airflow_provider_imkit.client.retry import RetryPolicy
-from airflow_provider_imkit.client.settings import settings_from
+from airflow_provider_imkit.client.settings import ImkitSettings, settings_from
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
-
-    from airflow_provider_imkit.client.settings import ImkitSettings
 
 __all__ = ["ImkitClient", "path_segment"]
 
@@ -48,7 +46,9 @@ class ImkitClient(BaseClient):
     One client may be shared by several threads (each gets its own pooled session); close
     it (or use it as a context manager) to close its connections.
 
-    :param base_url: the API's base URL, ``https://<app>.imkit.io`` (a bare host gets https).
+    :param base_url: the API's base URL, ``https://<app>.imkit.io`` (a bare host gets https);
+        or, as in 0.2.0, checked :class:`~airflow_provider_imkit.client.settings.ImkitSettings`
+        (then without ``api_key`` and the settings' keywords).
     :param api_key: the platform API key, sent as the ``IM-API-KEY`` header; never logged.
     :param timeout: seconds per HTTP attempt, a number for both or a ``(connect, read)``
         pair; default 10 s connect, 30 s read.
@@ -71,8 +71,8 @@ class ImkitClient(BaseClient):
 
     def __init__(
         self,
-        base_url: str,
-        api_key: str,
+        base_url: str | ImkitSettings,
+        api_key: str | None = None,
         *,
         timeout: float | tuple[float, float] | None = None,
         deadline: float | None = None,
@@ -84,6 +84,11 @@ class ImkitClient(BaseClient):
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        if isinstance(base_url, ImkitSettings):  # the 0.2.0 form: ImkitClient(settings)
+            if api_key is not None:
+                raise TypeError("ImkitClient(settings) takes no api_key: the settings hold it")
+            super().__init__(base_url, log=log, sleep=sleep, clock=clock)
+            return
         settings = settings_from(
             name,
             host=base_url,

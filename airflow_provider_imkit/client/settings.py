@@ -189,6 +189,9 @@ def _float(conn_id: str, name: str, value: Any, *, zero: bool = False) -> float 
     return number
 
 
+_BOOL_WORDS = ("true", "1", "yes", "on", "false", "0", "no", "off")
+
+
 def _bool(conn_id: str, name: str, value: Any) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
@@ -235,23 +238,19 @@ def verify_from(conn_id: str, extras: Mapping[str, Any]) -> bool | str:
     """TLS verification: on by default; ``verify`` false turns it off; ``ca_bundle`` (or a path
     given as ``verify``) names a CA bundle."""
     bundle = _extra(extras, "ca_bundle")
-    if bundle is not None and _extra(extras, "verify") in (None, True, "true", "True"):
+    verify = _extra(extras, "verify")
+    verify_on = verify is None or (
+        (isinstance(verify, bool) or str(verify).strip().lower() in _BOOL_WORDS)
+        and _bool(conn_id, "verify", verify) is True
+    )
+    if bundle is not None and verify_on:
         if not isinstance(bundle, str) or not bundle.strip():
             raise _error(conn_id, f"extra 'ca_bundle' must be the path of a CA bundle, got {bundle!r}")
         return bundle.strip()
     value = _extra(extras, "verify")
     if value is None:
         return True
-    if isinstance(value, str) and value.strip().lower() not in (
-        "true",
-        "1",
-        "yes",
-        "on",
-        "false",
-        "0",
-        "no",
-        "off",
-    ):
+    if isinstance(value, str) and value.strip().lower() not in _BOOL_WORDS:
         return value.strip()
     verify = _bool(conn_id, "verify", value)
     if verify is False:

@@ -164,7 +164,8 @@ def _tls_reason(detail: str, plain_http: bool, scheme_assumed: bool, base_url: s
         example = f" ({base_url.replace('https://', 'http://', 1)})" if base_url else ""
         return (
             "TLS error: the Base URL has no scheme, so https was assumed, but the server answered "
-            f"plain HTTP; write http:// in the connection's Base URL{example}"
+            f"plain HTTP; write http:// in the connection's Base URL{example}, or end an "
+            "imkit:// URI with /http"
         )
     if plain_http:
         return "TLS error: the server answered plain HTTP to https; use http:// in the connection's Base URL"

@@ -16,7 +16,7 @@ from airflow_provider_imkit.decisions.options import (
     options_list,
     pick_options,
 )
-from airflow_provider_imkit.decisions.question import Question, chosen_option, created_ms
+from airflow_provider_imkit.decisions.question import DEADLINE_GRACE_MS, Question, chosen_option, created_ms
 from airflow_provider_imkit.decisions.texts import (
     decision_text,
     human_duration,
@@ -28,6 +28,10 @@ from airflow_provider_imkit.decisions.texts import (
 )
 from airflow_provider_imkit.decisions.wait import (
     CLOCK_AGREEMENT_S,
+    CURSOR_OVERLAP_MS,
+    MAX_ERROR_BACKOFF,
+    POLL_PAGES,
+    READ_GRACE_AFTER_TIMEOUT,
     ApprovalWait,
     Outcome,
     imkit_now,
@@ -36,13 +40,17 @@ from airflow_provider_imkit.decisions.wait import (
 
 __all__ = [
     "CLOCK_AGREEMENT_S",
+    "CURSOR_OVERLAP_MS",
+    "DEADLINE_GRACE_MS",
     "DEFAULT_APPROVE_OPTIONS",
     "DEFAULT_OPTIONS",
+    "MAX_ERROR_BACKOFF",
     "MAX_OPTION_CHARS",
+    "POLL_PAGES",
+    "READ_GRACE_AFTER_TIMEOUT",
     "ApprovalWait",
     "Outcome",
     "Question",
-    "annotations",
     "approvers_list",
     "chosen_option",
     "created_ms",

@@ -47,8 +47,12 @@ def connection_form_widgets() -> dict[str, Any]:
     for name, field in CONN_FIELDS.items():
         label, description = gettext(str(field["label"])), str(field["description"])
         schema: Any = field["schema"]
-        if "boolean" in schema["type"] and "string" not in schema["type"]:
-            widgets[name] = BooleanField(label, default=bool(schema.get("default")), description=description)
+        # A checkbox only for a boolean that defaults to off: Airflow 2's form does not fill a
+        # stored false into a field, so a checkbox that defaults to on would show a stored
+        # `verify: false` checked, and the next save would turn TLS checks back on. Such a
+        # field stays text ("true", "false") on 2.11 to 3.1; 3.2+ shows conn-fields' checkbox.
+        if "boolean" in schema["type"] and "string" not in schema["type"] and not schema.get("default"):
+            widgets[name] = BooleanField(label, default=False, description=description)
         else:
             widgets[name] = StringField(label, widget=text_widget(), description=description)
     return widgets

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_imkit import DEFAULT_CONN_ID
-from airflow_provider_imkit.client import ImkitClient
+from airflow_provider_imkit.client.imkit import ImkitClient, path_segment  # noqa: F401  (0.2.0 had it here)
 from airflow_provider_imkit.client.retry import RetryPolicy
 from airflow_provider_imkit.client.settings import (
     KNOWN_EXTRAS,

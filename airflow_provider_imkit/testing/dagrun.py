@@ -64,12 +64,21 @@ def airflow_env(
     dags_folder: str | os.PathLike[str],
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """An environment for child Airflow processes: own home, SQLite, no examples, quiet."""
+    """An environment for child Airflow processes: own home, SQLite, no examples, quiet.
+
+    :param dags_folder: the folder of the DAG files; relative paths are taken from the current
+        directory (write ``Path(__file__).parent / "dags"`` in a test).
+    :raises FileNotFoundError: ``dags_folder`` is not a folder (Airflow would only say later
+        that the DAG cannot be found).
+    """
+    folder = Path(dags_folder).resolve()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"dags_folder {str(dags_folder)!r} is not a folder (resolved: {folder})")
     env = dict(os.environ)
     env.update(
         {
             "AIRFLOW_HOME": str(airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(Path(dags_folder).resolve()),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__CORE__PARALLELISM": "2",

@@ -128,7 +128,7 @@ def test_the_connection_form_and_its_test_button(chromium: list[str]) -> None:  
     assert "Base URL" in form_text and "API key" in form_text and "null" not in form_text
     assert extra["element_max_attempts"]["value"] == "3"
     assert extra["element_read_back_settle"]["value"] == "10"
-    assert extra["element_on_ambiguous"]["value"] == "reconcile"
+    assert extra["element_on_ambiguous"]["value"] == ""  # no choice made: reads as reconcile
     assert extra["element_verify"]["type"] == "checkbox" and extra["element_verify"]["checked"]
     assert extra["element_proxy"]["placeholder"] and extra["element_ca_bundle"]["placeholder"]
     assert "element_retry_on_ambiguous" not in extra
@@ -139,7 +139,7 @@ def test_the_connection_form_and_its_test_button(chromium: list[str]) -> None:  
     assert json.loads(saved["extra"]) == {
         "timeout": None,
         "max_attempts": 3,
-        "on_ambiguous": "reconcile",
+        "on_ambiguous": None,
         "read_back_settle": 10,
         "proxy": None,
         "verify": True,

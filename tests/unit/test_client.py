@@ -79,6 +79,31 @@ sys.meta_path.insert(0, NoAirflow())
     assert done.stdout.strip() == "ok"
 
 
+def test_the_0_2_0_form_with_settings_still_builds_a_client() -> None:
+    settings = ImkitSettings(conn_id="old", base_url=BASE, api_key=API_KEY)
+    c = ImkitClient(settings)
+    assert c.settings is settings
+    with pytest.raises(TypeError, match="takes no api_key"):
+        ImkitClient(settings, API_KEY)
+
+
+def test_errors_are_airflow_exceptions_when_only_the_client_is_imported() -> None:
+    """In a process with Airflow loaded (a task using the client directly), the client's
+    errors are AirflowExceptions, the permanent ones AirflowFailExceptions."""
+    code = (
+        "import airflow\n"
+        "from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException\n"
+        "from airflow_provider_imkit.client import ImkitClient\n"
+        "from airflow_provider_imkit.exceptions import ImkitConfigurationError, ImkitServerError\n"
+        "assert issubclass(ImkitConfigurationError, AirflowFailException)\n"
+        "assert issubclass(ImkitServerError, AirflowException)\n"
+        "assert not issubclass(ImkitServerError, AirflowFailException)\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
 def test_client_checks_its_arguments_before_sending() -> None:
     from airflow_provider_imkit.exceptions import ImkitConfigurationError, ImkitValidationError
 

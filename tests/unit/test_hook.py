@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -490,3 +491,11 @@ def test_settings_cache_keys_on_everything(conn_env: Callable[..., None]) -> Non
     assert ImkitHook(retry=low).settings.retry.random is low.random
     assert ImkitHook(retry=high).settings.retry.random is high.random
     assert ImkitHook(timeout=[2, 9]).settings.timeout == (2.0, 9.0)  # type: ignore[arg-type]
+
+
+def test_airflow_env_refuses_a_dags_folder_that_does_not_exist(tmp_path: Path) -> None:
+    from airflow_provider_imkit.testing import airflow_env
+
+    with pytest.raises(FileNotFoundError, match="dags_folder 'dags/' is not a folder"):
+        airflow_env(tmp_path, "dags/")
+    assert airflow_env(tmp_path, tmp_path)["AIRFLOW__CORE__DAGS_FOLDER"] == str(tmp_path.resolve())

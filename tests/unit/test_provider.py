@@ -11,6 +11,7 @@ from typing import Any
 
 import airflow
 import jsonschema
+import pytest
 
 from airflow_provider_imkit import __version__
 from airflow_provider_imkit.get_provider_info import get_provider_info
@@ -113,10 +114,18 @@ def test_the_form_offers_no_null_choice_and_real_config_types() -> None:
     from airflow_provider_imkit.get_provider_info import CONN_FIELDS, get_provider_info
 
     on_ambiguous: Any = CONN_FIELDS["on_ambiguous"]["schema"]
-    assert None not in on_ambiguous["enum"] and on_ambiguous["default"] == "reconcile"
+    # No default either: an empty choice saves null, which keeps an older retry_on_ambiguous.
+    assert None not in on_ambiguous["enum"] and "default" not in on_ambiguous
     verify: Any = CONN_FIELDS["verify"]["schema"]
     assert verify["type"] == ["boolean", "null"] and verify["default"] is True  # a checkbox, not JSON
     assert "retry_on_ambiguous" not in CONN_FIELDS  # one field sets what happens on ambiguous failures
+    # On 2.11-3.1 (widgets) a checkbox that defaults to on would show a stored false checked
+    # (Airflow 2 does not fill falsy values) and turn TLS checks back on at the next save.
+    from wtforms import BooleanField
+
+    from airflow_provider_imkit.hooks.connection_form import connection_form_widgets
+
+    assert not isinstance(connection_form_widgets()["verify"], BooleanField)
     info: Any = get_provider_info()
     options = info["config"]["imkit"]["options"]
     assert options["alerts_repeat_interval"]["type"] == "integer"
@@ -125,3 +134,31 @@ def test_the_form_offers_no_null_choice_and_real_config_types() -> None:
     assert info["plugins"] == [
         {"name": "imkit_alerts", "plugin-class": "airflow_provider_imkit.plugins.alerts.ImkitAlertsPlugin"}
     ]
+
+
+@pytest.mark.parametrize("lazy", ["True", "False"])
+def test_the_alerts_plugin_is_registered_exactly_once(lazy: str, tmp_path: Any) -> None:
+    """Default (lazy) discovery loads entry points only; with it off Airflow also reads the
+    provider info's plugins. Either way the plugin is there once, and no import error says
+    it was registered twice (Airflow 3.3 records one for a duplicate)."""
+    code = (
+        "import json\n"
+        "from airflow import plugins_manager as pm\n"
+        "if hasattr(pm, '_get_plugins'):\n"
+        "    plugins, errors = pm._get_plugins()\n"
+        "else:\n"
+        "    pm.ensure_plugins_loaded()\n"
+        "    plugins, errors = pm.plugins, pm.import_errors\n"
+        "names = [p.name for p in plugins]\n"
+        "print(json.dumps({'names': names, 'errors': [str(e) for e in errors.values()]}))\n"
+    )
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__LAZY_DISCOVER_PROVIDERS": lazy,
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(tmp_path / "plugins"),
+    }
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["names"].count("imkit_alerts") == 1, found
+    assert not [e for e in found["errors"] if "imkit" in e], found

@@ -116,9 +116,15 @@ def test_retry_policy_round_trips_through_serde_and_its_repr() -> None:
     except ImportError:  # Airflow 3.0 and 3.1
         from airflow.serialization.serde import deserialize, serialize  # type: ignore[no-redef]
 
-    assert deserialize(json.loads(json.dumps(serialize(POLICY)))) == POLICY
+    stored = json.loads(json.dumps(serialize(POLICY)))
+    assert deserialize(stored) == POLICY
     assert RetryPolicy.coerce(repr(POLICY)) == POLICY
     assert RetryPolicy.coerce(POLICY.serialize()) == POLICY
+    # A payload stored by 0.2.0 names the class by its old module: still decoded.
+    old = json.loads(
+        json.dumps(stored).replace("airflow_provider_imkit.client.retry.", "airflow_provider_imkit.retry.")
+    )
+    assert old != stored and deserialize(old) == POLICY
 
 
 def test_the_approval_trigger_s_kwargs_survive_the_trigger_serializer() -> None:
