@@ -126,9 +126,9 @@ def test_api_server_hook_meta_lists_the_imkit_form(example_runs: ExampleRuns) ->
         "ca_bundle",
     }
     assert extra["timeout"]["schema"]["title"] == "Timeout (seconds)"
-    # No literal "null" option pre-selected, and a checkbox (not a JSON box) for TLS checks.
-    assert None not in extra["on_ambiguous"]["schema"]["enum"]
-    assert extra["on_ambiguous"]["value"] in (None, "reconcile"), extra["on_ambiguous"]
-    if AIRFLOW_3_2_PLUS:  # conn-fields: a checkbox (3.0 and 3.1 show the hook's text widget)
+    if AIRFLOW_3_2_PLUS:  # conn-fields (3.0 and 3.1 show the hook's text widgets)
+        # No literal "null" option, nothing pre-selected, and a checkbox (not a JSON box) for TLS.
+        assert None not in extra["on_ambiguous"]["schema"]["enum"]
+        assert extra["on_ambiguous"]["value"] is None, extra["on_ambiguous"]
         assert extra["verify"]["schema"]["type"] in ("boolean", ["boolean", "null"]), extra["verify"]
     assert "get_connection_form_widgets" not in output and "get_ui_field_behaviour" not in output
