@@ -130,70 +130,88 @@ CONN_FIELDS: dict[str, dict[str, object]] = {
 }
 
 
-#: The ``[imkit]`` section (deployment-wide alerts): option -> (default, description), in the
-#: order ``airflow config list`` shows them. airflow_provider_imkit.plugins.config reads them.
-#: Each option's type and an example are in :data:`ALERTS_OPTION_TYPES`.
-ALERTS_OPTIONS: dict[str, tuple[str, str]] = {
+#: The ``[imkit]`` section (deployment-wide alerts): option -> (default, type, example,
+#: description), in the order ``airflow config list`` shows them; the type and example are
+#: what Airflow's config reference shows. airflow_provider_imkit.plugins.config reads them.
+ALERTS_OPTIONS: dict[str, tuple[str, str, str, str]] = {
     "alerts_room": (
         "",
+        "string",
+        "ops-alerts",
         "The IMKIT room for deployment-wide alerts. Empty (the default) turns the alerts off.",
     ),
-    "alerts_sender": ("airflow", "The IMKIT user id that sends the alerts."),
-    "alerts_conn_id": ("imkit_default", "The IMKIT connection the alerts are sent with."),
-    "alerts_mentions": ("", "User ids to mention in every alert: 'a,b', 'a;b' or a JSON list."),
+    "alerts_sender": ("airflow", "string", "airflow-bot", "The IMKIT user id that sends the alerts."),
+    "alerts_conn_id": (
+        "imkit_default",
+        "string",
+        "imkit_default",
+        "The IMKIT connection the alerts are sent with.",
+    ),
+    "alerts_mentions": (
+        "",
+        "string",
+        "alice,bob",
+        "User ids to mention in every alert: 'a,b', 'a;b' or a JSON list.",
+    ),
     "alerts_events": (
         "dag_run_failed,dag_run_recovered,import_error",
+        "string",
+        "dag_run_failed,dag_run_recovered,import_error,task_retry",
         "Comma-separated events to alert on: dag_run_failed, dag_run_recovered, import_error, "
         "task_failed, task_retry, dag_run_success.",
     ),
     "alerts_dag_ids": (
         "",
+        "string",
+        "etl_*,billing_*",
         "Only DAGs whose id matches one of these comma-separated glob patterns (empty: all).",
     ),
-    "alerts_tags": ("", "Only DAGs with one of these comma-separated tags (empty: all)."),
+    "alerts_tags": (
+        "",
+        "string",
+        "critical,finance",
+        "Only DAGs with one of these comma-separated tags (empty: all).",
+    ),
     "alerts_routes": (
         "",
+        "string",
+        '{"tag:finance": "finance-alerts", "dag:etl_*": "etl-room"}',
         'JSON routing rules, first match wins, else alerts_room: {"tag:finance": "finance-alerts", '
         '"dag:etl_*": "etl-room"}.',
     ),
     "alerts_repeat_interval": (
         "3600",
+        "integer",
+        "7200",
         "Seconds between two 'still failing' notices while a DAG keeps failing; the first failure "
         "alerts in full.",
     ),
     "alerts_queue_size": (
         "1000",
+        "integer",
+        "5000",
         "Alerts waiting to be sent at most; beyond it new ones are dropped and counted.",
     ),
-    "alerts_flush_timeout": ("10", "Seconds a stopping component waits for its queued alerts to be sent."),
+    "alerts_flush_timeout": (
+        "10",
+        "float",
+        "30",
+        "Seconds a stopping component waits for its queued alerts to be sent.",
+    ),
     "alerts_sweep_interval": (
         "60",
-        "Seconds between two sweeps of each scheduler for run alerts that no process decided or "
-        "sent (a process that died in between); the first sweep runs when the scheduler starts.",
+        "integer",
+        "120",
+        "Seconds between two sweeps of each scheduler for run alerts that no process decided or sent "
+        "(a process that died in between); the first sweep runs when the scheduler starts.",
     ),
     "alerts_sweep_lookback": (
         "3600",
-        "How far back (seconds) a sweep looks for finished runs whose alert was never decided; "
-        "runs that ended earlier, or before the plugin was first on, are left alone.",
+        "integer",
+        "86400",
+        "How far back (seconds) a sweep looks for finished runs whose alert was never decided; runs "
+        "that ended earlier, or before the plugin was first on, are left alone.",
     ),
-}
-
-
-#: ``[imkit]`` option -> (type, example), as Airflow's config reference shows them.
-ALERTS_OPTION_TYPES: dict[str, tuple[str, str]] = {
-    "alerts_room": ("string", "ops-alerts"),
-    "alerts_sender": ("string", "airflow-bot"),
-    "alerts_conn_id": ("string", "imkit_default"),
-    "alerts_mentions": ("string", "alice,bob"),
-    "alerts_events": ("string", "dag_run_failed,dag_run_recovered,import_error,task_retry"),
-    "alerts_dag_ids": ("string", "etl_*,billing_*"),
-    "alerts_tags": ("string", "critical,finance"),
-    "alerts_routes": ("string", '{"tag:finance": "finance-alerts", "dag:etl_*": "etl-room"}'),
-    "alerts_repeat_interval": ("integer", "7200"),
-    "alerts_queue_size": ("integer", "5000"),
-    "alerts_flush_timeout": ("float", "30"),
-    "alerts_sweep_interval": ("integer", "120"),
-    "alerts_sweep_lookback": ("integer", "86400"),
 }
 
 
@@ -238,11 +256,11 @@ def get_provider_info() -> dict[str, object]:
                     key: {
                         "description": description,
                         "version_added": "0.2.0",
-                        "type": ALERTS_OPTION_TYPES[key][0],
-                        "example": ALERTS_OPTION_TYPES[key][1],
+                        "type": kind,
+                        "example": example,
                         "default": default,
                     }
-                    for key, (default, description) in ALERTS_OPTIONS.items()
+                    for key, (default, kind, example, description) in ALERTS_OPTIONS.items()
                 },
             }
         },
