@@ -247,15 +247,14 @@ def verify_from(conn_id: str, extras: Mapping[str, Any]) -> bool | str:
         if not isinstance(bundle, str) or not bundle.strip():
             raise _error(conn_id, f"extra 'ca_bundle' must be the path of a CA bundle, got {bundle!r}")
         return bundle.strip()
-    value = _extra(extras, "verify")
-    if value is None:
+    if verify is None:
         return True
-    if isinstance(value, str) and value.strip().lower() not in _BOOL_WORDS:
-        return value.strip()
-    verify = _bool(conn_id, "verify", value)
-    if verify is False:
+    if isinstance(verify, str) and verify.strip().lower() not in _BOOL_WORDS:
+        return verify.strip()  # a CA bundle path, the older spelling of ca_bundle
+    if _bool(conn_id, "verify", verify) is False:
         log.warning("IMKIT connection %r: TLS certificate verification is OFF (extra verify=false)", conn_id)
-    return True if verify is None else verify
+        return False
+    return True
 
 
 def retry_from(conn_id: str, extras: Mapping[str, Any], base: RetryPolicy | None = None) -> RetryPolicy:
