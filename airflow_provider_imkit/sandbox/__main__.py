@@ -34,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--retry-after-header", action="store_true", help="send Retry-After with 429s")
     parser.add_argument(
+        "--read-latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="answer each room read (GET /rooms/{room}/messages/v3) this late, as a loaded IMKIT",
+    )
+    parser.add_argument(
         "--auto-create", action="store_true", help="create unknown rooms and users on first use"
     )
     return parser
@@ -63,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit=args.rate_limit or None,
         retry_after_header=args.retry_after_header,
         auto_create=args.auto_create,
+        read_latency=args.read_latency,
     )
     try:
         sandbox.start()

@@ -47,6 +47,8 @@ class SandboxApp(Store):
     :param auto_create: create unknown rooms and users on first use instead of 404.
     :param batch_delay: seconds before a queued batch is delivered.
     :param max_body: largest request body accepted, in bytes (413 beyond).
+    :param read_latency: seconds each room read (``GET /rooms/{room}/messages/v3``) waits
+        before it is answered, as a loaded IMKIT answers (the benchmarks use it); default 0.
     :param clock: a ``time.time``-like function (tests inject one).
     """
 
@@ -59,6 +61,7 @@ class SandboxApp(Store):
         auto_create: bool = False,
         batch_delay: float = 0.05,
         max_body: int = DEFAULT_MAX_BODY,
+        read_latency: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not api_keys or any(not k for k in api_keys):
@@ -68,6 +71,9 @@ class SandboxApp(Store):
         self.rate_limit = rate_limit
         self.retry_after_header = retry_after_header
         self.max_body = max_body
+        if not isinstance(read_latency, int | float) or read_latency < 0:
+            raise ValueError("read_latency must be a number of seconds >= 0")
+        self.read_latency = float(read_latency)
         self.records: list[RequestRecord] = []
         self.faults: dict[str, deque[Fault]] = {}
         self._windows: dict[str, tuple[int, int]] = {}

@@ -8,6 +8,7 @@ form-encoded, no key: the sandbox listens on loopback) and the control API under
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
@@ -61,7 +62,9 @@ def serve(app: SandboxApp, exchange: Exchange) -> None:
     if limited is not None:
         exchange.reply(limited)
         return
-    # 5. route
+    # 5. route (a room read answered late, when the sandbox plays a loaded IMKIT)
+    if app.read_latency and method == "GET" and path.endswith("/messages/v3"):
+        time.sleep(app.read_latency)
     answer = exchange.process()
     result = answer.body.get("result") if isinstance(answer.body, dict) else None
     if answer.status == 200 and isinstance(result, dict) and isinstance(result.get("_id"), str):

@@ -208,6 +208,8 @@ class ImkitSandbox:
     :param rate_limit: requests per minute per key (None turns the limit off).
     :param retry_after_header: send ``Retry-After`` with a 429 as well as ``retryAfter``.
     :param auto_create: create unknown rooms and users on first use instead of answering 404.
+    :param read_latency: seconds each room read (``GET /rooms/{room}/messages/v3``) waits
+        before it is answered, as a loaded IMKIT answers; default 0.
     :param clock: a ``time.time``-like function for timestamps and the rate limit.
     :param ssl_context: serve HTTPS with this server-side context (for TLS tests).
     """
@@ -223,6 +225,7 @@ class ImkitSandbox:
         rate_limit: int | None = DEFAULT_RATE_LIMIT,
         retry_after_header: bool = False,
         auto_create: bool = False,
+        read_latency: float = 0.0,
         clock: Callable[[], float] = time.time,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
@@ -236,6 +239,7 @@ class ImkitSandbox:
             rate_limit=rate_limit,
             retry_after_header=retry_after_header,
             auto_create=auto_create,
+            read_latency=read_latency,
             clock=clock,
         )
         users = list(users)

@@ -406,3 +406,23 @@ def test_cli_stops_on_a_signal(signum: int) -> None:
     assert proc.returncode == 0 and "Traceback" not in stderr, stderr
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", int(url.group(1))), timeout=5).close()
+
+
+def test_read_latency_answers_room_reads_late_and_nothing_else(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from airflow_provider_imkit.client import ImkitClient
+    from airflow_provider_imkit.sandbox import pipeline
+
+    waited: list[float] = []
+    monkeypatch.setattr(pipeline, "time", SimpleNamespace(sleep=waited.append))
+    with (
+        ImkitSandbox(rooms=["ops"], users=["bot"], read_latency=0.2) as server,
+        ImkitClient(server.url, server.api_key) as client,
+    ):
+        client.send_message(room="ops", sender="bot", message="hello")
+        assert [m["message"] for m in client.room_messages("ops", since_ms=0)] == ["hello"]
+        client.upsert_user("carol")
+    assert waited == [0.2]  # the one room read; the send and the upsert were answered at once
+    with pytest.raises(ValueError, match="read_latency"):
+        ImkitSandbox(read_latency=-1)
