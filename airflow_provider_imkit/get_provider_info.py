@@ -215,6 +215,27 @@ ALERTS_OPTIONS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
+#: The ``[imkit]`` options of the triggerer's room readers (approvals): same form as
+#: :data:`ALERTS_OPTIONS`; airflow_provider_imkit.triggers.imkit reads them.
+READER_OPTIONS: dict[str, tuple[str, str, str, str]] = {
+    "approval_reads_per_minute": (
+        "300",
+        "integer",
+        "200",
+        "Room reads per minute per IMKIT connection in each triggerer, shared by every approval "
+        "wait: one read per room per poll interval, stretched evenly when the rooms want more "
+        "(worst case: rooms / this many minutes between two reads of a room). IMKIT allows "
+        "1,000 requests per minute per API key, shared with the deployment's sends and alerts.",
+    ),
+}
+
+#: Which version added each ``[imkit]`` option.
+OPTION_VERSIONS: dict[str, str] = {
+    **dict.fromkeys(ALERTS_OPTIONS, "0.2.0"),
+    **dict.fromkeys(READER_OPTIONS, "0.3.0"),
+}
+
+
 def get_provider_info() -> dict[str, object]:
     """Return the provider's metadata (entry point ``apache_airflow_provider``)."""
     return {
@@ -251,16 +272,20 @@ def get_provider_info() -> dict[str, object]:
         ],
         "config": {
             "imkit": {
-                "description": "Deployment-wide IMKIT alerts (the imkit_alerts plugin).",
+                "description": "Deployment-wide IMKIT alerts (the imkit_alerts plugin) and the "
+                "triggerer's room reads (approvals).",
                 "options": {
                     key: {
                         "description": description,
-                        "version_added": "0.2.0",
+                        "version_added": OPTION_VERSIONS[key],
                         "type": kind,
                         "example": example,
                         "default": default,
                     }
-                    for key, (default, kind, example, description) in ALERTS_OPTIONS.items()
+                    for key, (default, kind, example, description) in {
+                        **ALERTS_OPTIONS,
+                        **READER_OPTIONS,
+                    }.items()
                 },
             }
         },

@@ -6,10 +6,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DAGS = ROOT / "example_dags"
@@ -104,6 +107,29 @@ def fake_client_time(fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch) -> Fa
     monkeypatch.setattr(client, "DEFAULT_SLEEP", fake_time.sleep)
     monkeypatch.setattr(client, "DEFAULT_CLOCK", fake_time.clock)
     return fake_time
+
+
+@pytest.fixture
+def fast_loop() -> Iterator[Callable[[Coroutine[Any, Any, T]], T]]:
+    """Run a coroutine in an event loop whose time only moves when everything in it waits
+    (looptime): the shared room readers' naps and budget slots pass at once, in order, while
+    their reads (threads, real HTTP) take no loop time. The loop starts at 0 s; a test stuck
+    waiting fails instead of hanging. The readers' thread pool is shut down afterwards."""
+    import asyncio
+
+    import looptime
+
+    from airflow_provider_imkit.rooms import readers
+
+    def run(main: Coroutine[Any, Any, T]) -> T:
+        def new_loop() -> asyncio.AbstractEventLoop:
+            return looptime.new_event_loop(start=0.0, end=1_000_000.0, idle_timeout=10.0)
+
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            return runner.run(main)
+
+    yield run
+    readers.shutdown_pool()
 
 
 @pytest.fixture

@@ -91,11 +91,13 @@ def room_messages(
     until: float | None = None,
     pages: int = READ_BACK_PAGES,
     what: str = "since the send began; cannot prove the message absent",
+    retry: RetryPolicy = READ_POLICY,
 ) -> Iterator[dict[str, Any]]:
     """
     Every message of ``room`` created at or after ``since_ms``, newest first, read page by page
     (``GET /rooms/{room}/messages/v3``, ``timeRangeField=createdAt``) until the room says there
-    are no more. ``until`` (a ``time.monotonic()`` value) bounds each request.
+    are no more. ``until`` (a ``time.monotonic()`` value) bounds each request; ``retry`` is
+    each page's policy (default: one quick retry, also after an ambiguous failure).
 
     :raises ImkitReadBackError: an answer without a message list, a message without an
         ``_id`` to page on, or more than ``pages * READ_BACK_PAGE_SIZE`` messages (the error
@@ -110,9 +112,7 @@ def room_messages(
         "limit": READ_BACK_PAGE_SIZE,
     }
     for _ in range(pages):
-        page = client.request(
-            "GET", path, params=params, retry=READ_POLICY, subject={"room": room}, until=until
-        )
+        page = client.request("GET", path, params=params, retry=retry, subject={"room": room}, until=until)
         data, total = page.get("data"), page.get("totalCount")
         if not isinstance(data, list):
             raise ImkitReadBackError(f"IMKIT GET {path}: the answer holds no message list")
@@ -170,6 +170,15 @@ def sender_id(item: Mapping[str, Any]) -> Any:
     """A listed message's sender id: the history shows a user object, ``POST`` results an id."""
     sender = item.get("sender")
     return sender.get("_id") if isinstance(sender, dict) else sender
+
+
+def created_ms(item: Mapping[str, Any]) -> int | None:
+    """A listed message's creation time (ms), else its message time, else None."""
+    for name in ("createdAtMS", "messageTimeMS"):
+        value = item.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return int(value)
+    return None
 
 
 def same_message(

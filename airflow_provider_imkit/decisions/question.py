@@ -6,7 +6,7 @@ import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from airflow_provider_imkit.client.read_back import sender_id
+from airflow_provider_imkit.client.read_back import created_ms, sender_id
 
 #: At most this long after the deadline (ms), replies made in time are still looked for.
 DEADLINE_GRACE_MS = 5_000
@@ -71,15 +71,6 @@ class Question:
         if self.deadline_ms is None:
             return 0
         return min(DEADLINE_GRACE_MS, max(0, self.deadline_ms - self.asked_at_ms) // 10)
-
-
-def created_ms(item: dict[str, Any]) -> int | None:
-    """A listed message's creation time (ms), else its message time, else None."""
-    for name in ("createdAtMS", "messageTimeMS"):
-        value = item.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return int(value)
-    return None
 
 
 def chosen_option(item: dict[str, Any], question: Question) -> str | None:

@@ -1,5 +1,6 @@
-"""The wait for an answer, read by read: the same for the trigger (in the triggerer) and the
-non-deferrable wait (in the worker); finding a try's earlier undecided question."""
+"""The wait for an answer, read by read: the same for the trigger (in the triggerer, fed by a
+shared room reader) and the non-deferrable wait (in the worker); finding a try's earlier
+undecided question."""
 
 from __future__ import annotations
 
@@ -10,15 +11,26 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow_provider_imkit.client.read_back import find_message, room_messages, sender_id
 from airflow_provider_imkit.decisions.question import Question, chosen_option, created_ms
 from airflow_provider_imkit.decisions.texts import is_outcome_text
-from airflow_provider_imkit.exceptions import ImkitReadBackError
+from airflow_provider_imkit.rooms.read import CLOCK_AGREEMENT_S, POLL_PAGES, RoomRead, imkit_now, read_room
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from airflow_provider_imkit.client import ImkitClient
 
-#: Pages of 100 messages read per poll before the room is called too busy to read.
-POLL_PAGES = 20
+__all__ = [
+    "CLOCK_AGREEMENT_S",
+    "CURSOR_OVERLAP_MS",
+    "MAX_ERROR_BACKOFF",
+    "POLL_PAGES",
+    "READ_GRACE_AFTER_TIMEOUT",
+    "ApprovalWait",
+    "Outcome",
+    "error_backoff",
+    "imkit_now",
+    "undecided_question",
+]
+
 #: Longest wait between two reads after read errors (seconds).
 MAX_ERROR_BACKOFF = 300.0
 #: After the timeout, how long reads may keep failing before the wait ends without them (s).
@@ -26,22 +38,13 @@ READ_GRACE_AFTER_TIMEOUT = 300.0
 #: Each read starts this much before the newest message seen (ms): a reply stored late
 #: with an earlier time is still read (re-reading is harmless: nothing re-read counted).
 CURSOR_OVERLAP_MS = 5_000
-#: Host and IMKIT clocks that differ by no more than this (s) are taken to agree: a ``Date``
-#: header says the time to the second only.
-CLOCK_AGREEMENT_S = 1.5
 
 
-def imkit_now(client: ImkitClient, local: float) -> float:
-    """
-    IMKIT's time now (s since the epoch): approval deadlines are on its clock, as the replies'
-    times are. ``local`` (this host's time) while it agrees with the client's last answer
-    (its ``Date`` header, to the second) within :data:`CLOCK_AGREEMENT_S`; else the ``Date``.
-    """
-    server_time = getattr(client, "server_time", None)
-    told = server_time() if callable(server_time) else None
-    if told is None or abs(float(told) - local) <= CLOCK_AGREEMENT_S:
-        return local
-    return float(told) + 0.5  # a Date header is rounded down to the second
+def error_backoff(poll_interval: float, failures: int) -> float:
+    """Seconds until the next read after ``failures`` failed reads in a row: the interval,
+    doubled for each further failure, at most :data:`MAX_ERROR_BACKOFF` (or the interval)."""
+    backoff = poll_interval * 2 ** min(max(failures, 1) - 1, 30)
+    return min(backoff, max(MAX_ERROR_BACKOFF, poll_interval))
 
 
 def undecided_question(
@@ -139,9 +142,11 @@ class ApprovalWait:
     """
     One approval's wait: read the room since the last read, decide, or say how long to sleep.
 
-    Drive it with :meth:`poll` between sleeps (see :meth:`run` and the trigger). Reads resume
-    from the newest message already seen; transient read errors back off (doubling from
-    ``poll_interval`` up to 5 minutes) and never end the wait before the deadline.
+    In the worker, drive it with :meth:`poll` between sleeps (:meth:`run`); in the triggerer, a
+    shared room reader hands it reads (:meth:`take`, a
+    :class:`~airflow_provider_imkit.rooms.readers.Listener`). Both decide with :meth:`step`.
+    Reads resume from the newest message already seen; transient read errors back off
+    (doubling from ``poll_interval`` up to 5 minutes) and never end the wait before the deadline.
 
     :param question: what is asked, and where.
     :param poll_interval: seconds between reads.
@@ -160,62 +165,56 @@ class ApprovalWait:
     def __post_init__(self) -> None:
         self.cursor_ms = self.question.asked_at_ms
 
-    def read(self, client: ImkitClient) -> Outcome | None:
-        """Read the messages since the cursor (oldest first): the first counting reply's
-        outcome, else None (the cursor moves on). Raises what the read raises."""
-        try:
-            items = list(
-                room_messages(
-                    client,
-                    self.question.room,
-                    since_ms=self.cursor_ms,
-                    pages=POLL_PAGES,
-                    what="since the last read; too busy to find the first reply (use a quieter room)",
-                )
-            )
-        except ImkitReadBackError as exc:
-            exc.transient = False  # reading again would meet the same messages
-            raise
-        items.reverse()  # the room lists newest first
-        items.sort(key=lambda item: created_ms(item) or 0)  # stable: ties keep the room's order
-        for item in items:
+    @property
+    def since_ms(self) -> int:
+        """Where the next read starts (ms, IMKIT's clock): 5 s before the newest message seen."""
+        return self.cursor_ms
+
+    def server_now(self, client: ImkitClient) -> float:
+        """IMKIT's time now (:func:`imkit_now`, with this wait's clock as the host's)."""
+        return imkit_now(client, self.clock())
+
+    def read(self, client: ImkitClient) -> RoomRead:
+        """Read the room since the cursor (blocking; never raises)."""
+        return read_room(client, self.question.room, self.cursor_ms, clock=self.clock)
+
+    def poll(self, client: ImkitClient) -> Outcome | float:
+        """One read: an :class:`Outcome` when the wait is over, else seconds to sleep."""
+        return self.step(self.read(client))
+
+    def take(self, read: RoomRead) -> tuple[Sequence[Outcome], float | None]:
+        """A shared room reader's read (see :mod:`airflow_provider_imkit.rooms.readers`): the
+        outcome when the wait is over (then no more reads), else the seconds until the next."""
+        step = self.step(read)
+        return ([step], None) if isinstance(step, Outcome) else ((), step)
+
+    def step(self, read: RoomRead) -> Outcome | float:
+        """Decide from one read of the room (which may have begun before this wait's cursor):
+        the first counting reply's :class:`Outcome`, a timeout, an error, or seconds to sleep."""
+        if read.error is not None and not read.covers(self.cursor_ms):
+            return self._after_error(read.ended, read.error)
+        self.failures = 0
+        for item in read.items:
             option = chosen_option(item, self.question)
             if option is not None:
                 return Outcome(
                     "chosen", chosen=option, by=str(sender_id(item)), message_id=item.get("_id"),
                     at_ms=created_ms(item),
                 )  # fmt: skip
-        newest = max([self.cursor_ms, *(created_ms(i) or 0 for i in items)])
+        newest = max([self.cursor_ms, *(created_ms(i) or 0 for i in read.items)])
         self.cursor_ms = max(self.question.asked_at_ms, newest - CURSOR_OVERLAP_MS)
-        return None
-
-    def server_now(self, client: ImkitClient) -> float:
-        """IMKIT's time now (:func:`imkit_now`, with this wait's clock as the host's)."""
-        return imkit_now(client, self.clock())
-
-    def poll(self, client: ImkitClient) -> Outcome | float:
-        """One read: an :class:`Outcome` when the wait is over, else seconds to sleep."""
-        before = self.clock()
-        try:
-            outcome = self.read(client)
-        except Exception as exc:  # an IMKIT error, or the connection's lookup failing
-            return self._after_error(self.server_now(client), exc)
-        # When the read began, on IMKIT's clock: its answer's time less how long the read took
-        # (a host clock ahead or behind of IMKIT's neither ends the wait early nor keeps it
-        # late, and a slow read does not count replies made while it ran as read).
-        started = self.server_now(client) - max(0.0, self.clock() - before)
-        self.failures = 0
-        if outcome is not None:
-            return outcome
         deadline = self.question.deadline_ms
-        # The read began after the deadline (and the grace for a ``Date`` header that is only
-        # to the second): every reply made in time has been seen.
         if deadline is None:
             return self.poll_interval
+        # The read began after the deadline (and the grace for a ``Date`` header that is only
+        # to the second): every reply made in time has been seen. ``read.started`` is on
+        # IMKIT's clock, less how long the read took: a host clock ahead or behind of IMKIT's
+        # neither ends the wait early nor keeps it late, and a slow read does not count
+        # replies made while it ran as read.
         end = (deadline + self.question.grace_ms) / 1000
-        if started >= end:
+        if read.started >= end:
             return Outcome("timeout")
-        return max(0.0, min(self.poll_interval, end - started))
+        return max(0.0, min(self.poll_interval, end - read.started))
 
     def _after_error(self, started: float, exc: Exception) -> Outcome | float:
         if not getattr(exc, "transient", True):
@@ -225,8 +224,7 @@ class ApprovalWait:
         deadline = self.question.deadline_ms
         if deadline is not None and started * 1000 >= deadline + READ_GRACE_AFTER_TIMEOUT * 1000:
             return Outcome("timeout", error=f"the room could not be read at the deadline: {exc}")
-        backoff = self.poll_interval * 2 ** min(self.failures - 1, 30)
-        delay = min(backoff, max(MAX_ERROR_BACKOFF, self.poll_interval))
+        delay = error_backoff(self.poll_interval, self.failures)
         if self.log is not None:
             self.log.warning(
                 "Reading room %s failed (%d in a row: %s); again in %.0f s",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +16,6 @@ import requests
 from airflow_provider_imkit.decisions import Question
 from airflow_provider_imkit.hooks.imkit import ImkitHook
 from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
-from airflow_provider_imkit.triggers import imkit as trigger_module
 from airflow_provider_imkit.triggers.imkit import ImkitApprovalTrigger
 from tests.conftest import API_KEY
 
@@ -39,92 +38,118 @@ def ask(sandbox: ImkitSandbox, timeout_ms: int | None = 3_600_000) -> Question:
     )
 
 
+#: The fast_loop fixture: runs a coroutine in an event loop whose time only moves when all waits.
+Run = Callable[[Coroutine[Any, Any, Any]], Any]
+
+
 @pytest.fixture
-def sleeps_then(
-    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
-) -> Callable[[Callable[[int], None]], None]:
-    """Replace the trigger's sleep: record each delay in ``sleeps``, run ``step(n)`` (n: the
-    trigger's n-th sleep) instead of waiting. The hook's retry waits are recorded too (< 1 s)."""
-
-    def install(step: Callable[[int], None]) -> None:
-        count = [0]
-
-        async def fake_sleep(seconds: float) -> None:
-            sleeps.append(seconds)
-            count[0] += 1
-            step(count[0])
-
-        monkeypatch.setattr(trigger_module, "_sleep", fake_sleep)
-        monkeypatch.setattr(
-            ImkitApprovalTrigger, "_hook", lambda self: ImkitHook(self.imkit_conn_id, sleep=sleeps.append)
-        )
-
-    return install
+def quick_hook(monkeypatch: pytest.MonkeyPatch, sleeps: list[float]) -> None:
+    """The trigger's hook records its retry waits (< 1 s) in ``sleeps`` instead of waiting."""
+    monkeypatch.setattr(
+        ImkitApprovalTrigger, "_hook", lambda self: ImkitHook(self.imkit_conn_id, sleep=sleeps.append)
+    )
 
 
-async def first_event(trigger: ImkitApprovalTrigger) -> dict[str, Any]:
+async def first_event(
+    trigger: ImkitApprovalTrigger, people: dict[float, Callable[[], None]] | None = None
+) -> tuple[float, dict[str, Any]]:
+    """The trigger's first event and the loop time it came at; ``people`` act at their times."""
+    loop = asyncio.get_running_loop()
+    for at, act in (people or {}).items():
+        loop.call_at(at, act)
     async for event in trigger.run():
-        return dict(event.payload)
+        return loop.time(), dict(event.payload)
     raise AssertionError("the trigger ended without an event")
 
 
+@pytest.mark.usefixtures("quick_hook")
 def test_the_trigger_waits_through_read_faults_and_ignores_what_does_not_count(
-    sandbox: ImkitSandbox, sleeps: list[float], sleeps_then: Callable[..., None]
+    sandbox: ImkitSandbox, fast_loop: Run
 ) -> None:
     question = ask(sandbox)
     for _ in range(2):
         sandbox.inject(HISTORY, Fault("status", status=503), times=2)  # both attempts of a read
     sandbox.inject(HISTORY, Fault("close_before"), times=2)
 
-    def people(n: int) -> None:
-        if n == 1:
-            sandbox.post_as("bob", "ops", "what report?")  # chatter
-            sandbox.post_as("alice", "ops", "Approve", mentions=[])
-            ignored = sandbox.received("ops")[-1]
-            sandbox.recall("ops", ignored["_id"])  # recalled: it never counts
-        if n == 4:
-            sandbox.post_as("bot", "ops", "Approve")  # the bot itself
-            sandbox.post_as("bob", "ops", " reject ")
+    def chatter() -> None:
+        sandbox.post_as("bob", "ops", "what report?")
+        sandbox.post_as("alice", "ops", "Approve", mentions=[])
+        ignored = sandbox.received("ops")[-1]
+        sandbox.recall("ops", ignored["_id"])  # recalled: it never counts
 
-    sleeps_then(people)
+    def replies() -> None:
+        sandbox.post_as("bot", "ops", "Approve")  # the bot itself
+        sandbox.post_as("bob", "ops", " reject ")
+
     trigger = ImkitApprovalTrigger(question=question.to_json(), poll_interval=7)
-    event = asyncio.run(first_event(trigger))
+    at, event = fast_loop(first_event(trigger, {1.0: chatter, 50.0: replies}))
     reply = sandbox.received("ops")[-1]
     assert event == {
         "status": "chosen", "chosen": "Reject", "by": "bob", "message_id": reply["_id"],
         "at_ms": reply["createdAtMS"], "error": None, "question": question.to_json(),
     }  # fmt: skip
-    trigger_sleeps = [s for s in sleeps if s >= 7]
-    assert trigger_sleeps == [7.0, 14.0, 28.0, 7.0]  # backoff while failing, the interval after
+    # Reads at 0, 7, 21 s failed (backing off 7, 14, 28 s); 49 s saw the chatter; 56 s decided.
+    assert at == 56.0
     assert sandbox.request_counts()["POST /messages"] == 1  # the question only: the trigger posts nothing
 
 
-def test_a_restarted_trigger_resumes_from_the_question(
-    sandbox: ImkitSandbox, sleeps: list[float], sleeps_then: Callable[..., None]
-) -> None:
+@pytest.mark.usefixtures("quick_hook")
+def test_a_restarted_trigger_resumes_from_the_question(sandbox: ImkitSandbox, fast_loop: Run) -> None:
     """A triggerer restart: the first trigger is cancelled mid-wait; one rebuilt from its
     serialized kwargs finds the reply given meanwhile and asks nothing again."""
     question = ask(sandbox)
-    sleeps_then(lambda n: None)
     first = ImkitApprovalTrigger(question=question.to_json(), poll_interval=5)
 
-    async def run_until_first_sleep() -> None:
-        events = first.run()
-        task = asyncio.ensure_future(events.__anext__())
-        while not sleeps:
-            await asyncio.sleep(0)
+    async def run_until_after_the_first_read() -> None:
+        task = asyncio.ensure_future(first.run().__anext__())
+        await asyncio.sleep(1)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    asyncio.run(run_until_first_sleep())
+    fast_loop(run_until_after_the_first_read())
+    assert sandbox.request_counts()["GET " + HISTORY] == 1
     sandbox.post_as("alice", "ops", "1")
     classpath, kwargs = first.serialize()
     assert classpath == "airflow_provider_imkit.triggers.imkit.ImkitApprovalTrigger"
     restored = ImkitApprovalTrigger(**json.loads(json.dumps(kwargs)))
-    event = asyncio.run(first_event(restored))
-    assert (event["status"], event["chosen"], event["by"]) == ("chosen", "Approve", "alice")
+    at, event = fast_loop(first_event(restored))
+    assert (at, event["status"], event["chosen"], event["by"]) == (0.0, "chosen", "Approve", "alice")
     assert sandbox.request_counts()["POST /messages"] == 1
+
+
+@pytest.mark.usefixtures("quick_hook")
+def test_many_triggers_on_two_rooms_read_each_room_once_an_interval(
+    sandbox: ImkitSandbox, fast_loop: Run
+) -> None:
+    """40 waits, 20 a room, over real HTTP: the sandbox sees one read per room per interval
+    (4 each by the reply's read at 30 s), not one per wait; every wait is decided by it."""
+    sandbox.add_room("ops-2", members=["bot", "alice", "bob"])
+    questions = [ask_in(sandbox, room) for room in ("ops", "ops-2") for _ in range(20)]
+
+    def approve() -> None:
+        sandbox.post_as("alice", "ops", "Approve")
+        sandbox.post_as("alice", "ops-2", "2")
+
+    async def all_events() -> list[tuple[float, dict[str, Any]]]:
+        triggers = [ImkitApprovalTrigger(question=q, poll_interval=10) for q in questions]
+        asyncio.get_running_loop().call_at(25.0, approve)
+        return list(await asyncio.gather(*(first_event(t) for t in triggers)))
+
+    events = fast_loop(all_events())
+    assert {(at, e["status"], e["chosen"], e["question"]["room"]) for at, e in events} == {
+        (30.0, "chosen", "Approve", "ops"),
+        (30.2, "chosen", "Reject", "ops-2"),
+    }  # fmt: skip  (the second room's reads take the budget's next slot: 300 a minute, 0.2 s on)
+    counts = sandbox.request_counts()
+    assert counts["GET /rooms/ops/messages/v3"] == 4 and counts["GET /rooms/ops-2/messages/v3"] == 4
+
+
+def ask_in(sandbox: ImkitSandbox, room: str) -> dict[str, Any]:
+    with ImkitHook() as hook:
+        asked = hook.send_message(room=room, sender="bot", message="Publish?", mentions=["alice"])
+    return Question(room=room, sender="bot", approvers=("alice", "bob"), options=("Approve", "Reject"),
+                    message_id=asked["_id"], asked_at_ms=asked["createdAtMS"]).to_json()  # fmt: skip
 
 
 def test_serialized_kwargs_hold_no_secret(sandbox: ImkitSandbox) -> None:
@@ -135,24 +160,20 @@ def test_serialized_kwargs_hold_no_secret(sandbox: ImkitSandbox) -> None:
     assert set(kwargs) == {"question", "poll_interval", "imkit_conn_id"}
 
 
-def test_no_reply_by_the_deadline_times_out(
-    sandbox: ImkitSandbox, sleeps: list[float], sleeps_then: Callable[..., None]
-) -> None:
+@pytest.mark.usefixtures("quick_hook")
+def test_no_reply_by_the_deadline_times_out(sandbox: ImkitSandbox, fast_loop: Run) -> None:
     question = ask(sandbox, timeout_ms=0)
-    sleeps_then(lambda n: None)
     time.sleep(0.002)  # the read starts after the deadline (ms resolution)
-    event = asyncio.run(first_event(ImkitApprovalTrigger(question=question.to_json(), poll_interval=5)))
-    assert event["status"] == "timeout" and event["chosen"] is None
-    assert sleeps == []
+    trigger = ImkitApprovalTrigger(question=question.to_json(), poll_interval=5)
+    at, event = fast_loop(first_event(trigger))
+    assert (at, event["status"], event["chosen"]) == (0.0, "timeout", None)
 
 
-def test_an_unknown_room_ends_the_wait_with_an_error(
-    sandbox: ImkitSandbox, sleeps: list[float], sleeps_then: Callable[..., None]
-) -> None:
+@pytest.mark.usefixtures("quick_hook")
+def test_an_unknown_room_ends_the_wait_with_an_error(sandbox: ImkitSandbox, fast_loop: Run) -> None:
     question = ask(sandbox)
-    sleeps_then(lambda n: None)
     gone = {**question.to_json(), "room": "no-such-room"}
-    event = asyncio.run(first_event(ImkitApprovalTrigger(question=gone, poll_interval=5)))
+    _, event = fast_loop(first_event(ImkitApprovalTrigger(question=gone, poll_interval=5)))
     assert event["status"] == "error" and "ROOM_NOT_FOUND" in event["error"]
 
 

@@ -402,19 +402,17 @@ def test_a_slow_read_that_began_before_the_deadline_does_not_time_out() -> None:
     question = approval.Question("r", "bot", ("alice",), ("Approve",), "q", 0, deadline_ms=1_000_000)
     now = [999.0]
 
-    class SlowClient:
+    class SlowRoom(FakeRoom):
+        def request(self, method: str, path: str, *, params: dict[str, Any], **kw: Any) -> dict[str, Any]:
+            now[0] += 7.0
+            return super().request(method, path, params=params, **kw)
+
         def server_time(self) -> float:
             return now[0]
 
+    room = SlowRoom()
     wait = approval.ApprovalWait(question, 10.0, clock=lambda: now[0])
-
-    def slow_read(client: object) -> None:
-        now[0] += 7.0
-        return None
-
-    wait.read = slow_read  # type: ignore[method-assign]
-    step = wait.poll(SlowClient())  # type: ignore[arg-type]
+    step = wait.poll(room)  # type: ignore[arg-type]
     assert isinstance(step, float)
-    now[0] = 1006.0
-    wait.read = lambda client: None  # type: ignore[method-assign]
-    assert wait.poll(SlowClient()) == approval.Outcome("timeout")  # type: ignore[arg-type]
+    now[0] = 1006.0  # the next read begins at 1006 s: after the deadline's grace
+    assert wait.poll(room) == approval.Outcome("timeout")  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ import airflow_provider_imkit
 PACKAGE = pathlib.Path(airflow_provider_imkit.__file__).parent
 ROOT_MODULES = {"__init__.py", "get_provider_info.py", "version_compat.py", "exceptions.py"}
 #: Layers that never import Airflow (the client is an SDK; the approval logic is pure).
-NO_AIRFLOW = ("client", "decisions")
+NO_AIRFLOW = ("client", "decisions", "rooms")
 
 
 @functools.cache
