@@ -52,9 +52,9 @@ class RoomRead:
 
     :ivar room: the room read.
     :ivar items: the messages read, oldest first (messages of the same millisecond keep the
-        room's order); those created since :attr:`complete_from_ms` are all there.
+        room's order); those created since ``complete_from_ms`` are all there.
     :ivar complete_from_ms: every message created at or after this (ms, IMKIT's clock) is in
-        :attr:`items`; None when the read failed before any page.
+        ``items``; None when the read failed before any page.
     :ivar started: when the read began, on IMKIT's clock (s since the epoch): its answer's time
         less how long it took, so a reply made while it ran never counts as read.
     :ivar ended: when it ended, on IMKIT's clock (s).

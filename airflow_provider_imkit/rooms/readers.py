@@ -270,7 +270,7 @@ class RoomReaders:
         *,
         make_client: Callable[[], ImkitClient],
         reads_per_minute: float,
-    ) -> _Watch:
+    ) -> Watch:
         """
         Join ``listener`` to the reader of ``room`` on connection ``conn_id`` (started when it
         is the first) for as long as the ``async with`` lasts::
@@ -283,7 +283,7 @@ class RoomReaders:
             reader thread, by the first read that needs it).
         :param reads_per_minute: the connection's read budget in this process.
         """
-        return _Watch(self, conn_id, room, listener, make_client, reads_per_minute)
+        return Watch(self, conn_id, room, listener, make_client, reads_per_minute)
 
     def _join(
         self,
@@ -327,7 +327,10 @@ class RoomReaders:
                 pool().submit(client.close)
 
 
-class _Watch:
+class Watch:
+    """A listener's ``async with`` on its room's reader (:meth:`RoomReaders.watch` makes it):
+    entering joins the reader and gives the :class:`Subscription`; leaving leaves it."""
+
     def __init__(
         self,
         readers: RoomReaders,

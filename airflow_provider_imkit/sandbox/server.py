@@ -208,8 +208,7 @@ class ImkitSandbox:
     :param rate_limit: requests per minute per key (None turns the limit off).
     :param retry_after_header: send ``Retry-After`` with a 429 as well as ``retryAfter``.
     :param auto_create: create unknown rooms and users on first use instead of answering 404.
-    :param read_latency: seconds each room read (``GET /rooms/{room}/messages/v3``) waits
-        before it is answered, as a loaded IMKIT answers; default 0.
+    :param read_latency: seconds each room read is answered late (a loaded IMKIT); default 0.
     :param clock: a ``time.time``-like function for timestamps and the rate limit.
     :param ssl_context: serve HTTPS with this server-side context (for TLS tests).
     """
@@ -229,19 +228,12 @@ class ImkitSandbox:
         clock: Callable[[], float] = time.time,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.host = host
-        self.ssl_context = ssl_context
-        self.port = port
-        self.api_key = api_key
+        self.host, self.port, self.api_key, self.ssl_context = host, port, api_key, ssl_context
         #: The state and endpoints behind the server (advanced inspection).
         self.app = SandboxApp(
-            [api_key],
-            rate_limit=rate_limit,
-            retry_after_header=retry_after_header,
-            auto_create=auto_create,
-            read_latency=read_latency,
-            clock=clock,
-        )
+            [api_key], rate_limit=rate_limit, retry_after_header=retry_after_header,
+            auto_create=auto_create, read_latency=read_latency, clock=clock,
+        )  # fmt: skip
         users = list(users)
         for user in users:
             self.app.add_user(user)
