@@ -225,6 +225,9 @@ class ApprovalWait:
         if deadline is not None and started * 1000 >= deadline + READ_GRACE_AFTER_TIMEOUT * 1000:
             return Outcome("timeout", error=f"the room could not be read at the deadline: {exc}")
         delay = error_backoff(self.poll_interval, self.failures)
+        asked = getattr(exc, "retry_after", None)  # a 429 that says how long (the worker's wait)
+        if isinstance(asked, int | float) and not isinstance(asked, bool) and asked > delay:
+            delay = min(float(asked), max(MAX_ERROR_BACKOFF, self.poll_interval))
         if self.log is not None:
             self.log.warning(
                 "Reading room %s failed (%d in a row: %s); again in %.0f s",

@@ -19,6 +19,8 @@ DEFAULT_READS_PER_MINUTE = 300
 MIN_READS_PER_MINUTE = 6.0
 #: After a 429 without a wait in it, reads pause this long (s).
 DEFAULT_PAUSE_S = 10.0
+#: The longest pause a 429 may ask for (s): waits must still reach their deadlines.
+MAX_PAUSE_S = 300.0
 
 
 def reads_per_minute(value: object, *, option: str = "[imkit] approval_reads_per_minute") -> int:
@@ -46,8 +48,10 @@ class ReadBudget:
     evenly to ``N / rate`` minutes.
 
     A 429 from IMKIT halves the rate (not below :data:`MIN_READS_PER_MINUTE`) and pauses every
-    read for the wait it asked for; each read that succeeds gives back a tenth of the budget,
-    up to the budget.
+    read for the wait it asked for (at most :data:`MAX_PAUSE_S`); slots handed out before it
+    are void (:attr:`generation`), so every reader asks again at the lower rate. Each read
+    that succeeds gives back a tenth of the budget, up to the budget. A read of more than one
+    page takes a slot per page (:meth:`charge`): the budget counts requests.
 
     :param per_minute: the budget: reads per minute.
     :param clock: a monotonic clock in seconds (default ``time.monotonic``).
@@ -64,6 +68,8 @@ class ReadBudget:
         #: Reads given a slot, and 429s met, since the budget was made.
         self.reads = 0
         self.limited_count = 0
+        #: Bumped by each 429: a slot handed out under an earlier generation is void.
+        self.generation = 0
 
     def set_budget(self, per_minute: float) -> None:
         """Take a new budget (the option was changed); the rate follows at once when lowered."""
@@ -78,6 +84,12 @@ class ReadBudget:
         self.reads += 1
         return at
 
+    def charge(self, requests: int) -> None:
+        """A read made ``requests`` requests (pages) on its one slot: the extra ones push the
+        next free slot on, so reads of busy rooms count as what they cost."""
+        if requests > 1:
+            self._next_slot = max(self._next_slot, self._clock()) + (requests - 1) * 60.0 / self.rate
+
     def succeeded(self) -> None:
         """A read was answered: back towards the budget by a tenth of it."""
         self.rate = min(self.per_minute, self.rate + self.per_minute / 10)
@@ -85,7 +97,9 @@ class ReadBudget:
     def limited(self, retry_after: float | None) -> None:
         """IMKIT answered 429: halve the rate and pause reads for ``retry_after`` seconds."""
         self.limited_count += 1
+        self.generation += 1
         self.rate = max(min(MIN_READS_PER_MINUTE, self.per_minute), self.rate / 2)
         pause = DEFAULT_PAUSE_S if retry_after is None or retry_after <= 0 else float(retry_after)
-        self.paused_until = max(self.paused_until, self._clock() + pause)
-        self._next_slot = max(self._next_slot, self.paused_until)
+        self.paused_until = max(self.paused_until, self._clock() + min(pause, MAX_PAUSE_S))
+        # Slots handed out so far are void: they were spaced for the old rate.
+        self._next_slot = self.paused_until

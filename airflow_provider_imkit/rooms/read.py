@@ -60,6 +60,7 @@ class RoomRead:
     :ivar ended: when it ended, on IMKIT's clock (s).
     :ivar error: why the read failed or stopped early (a too-busy room: 2,000 messages since
         the cursor), else None.
+    :ivar requests: the requests (pages) it took.
     """
 
     room: str
@@ -68,6 +69,7 @@ class RoomRead:
     started: float = 0.0
     ended: float = 0.0
     error: Exception | None = None
+    requests: int = 1
 
     def covers(self, since_ms: int) -> bool:
         """Whether every message created since ``since_ms`` was read."""
@@ -100,10 +102,11 @@ def read_room(
     items: list[dict[str, Any]] = []
     error: Exception | None = failure
     complete: int | None = None
-    if client is not None:
+    counted = None if client is None else _Counted(client)
+    if counted is not None:
         try:
             for item in room_messages(
-                client,
+                counted,
                 room,
                 since_ms=since_ms,
                 pages=pages,
@@ -124,4 +127,18 @@ def read_room(
     items.reverse()  # the room lists newest first
     items.sort(key=lambda item: created_ms(item) or 0)  # stable: ties keep the room's order
     started = ended if complete is None else ended - max(0.0, clock() - before)
-    return RoomRead(room, items, complete, started, ended, error)
+    return RoomRead(room, items, complete, started, ended, error, counted.requests if counted else 0)
+
+
+class _Counted:
+    """A client that counts the requests made through it (the read budget charges each)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.requests = client, 0
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        self.requests += 1
+        return self.client.request(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)

@@ -1,18 +1,15 @@
-"""Shared room readers: one reader per (connection, room) in an event loop (a triggerer's), fed
-to every wait on that room, under one read budget per connection.
-
-Each wait (an approval's :class:`~airflow_provider_imkit.decisions.ApprovalWait`, a message
-trigger's watch) is a :class:`Listener`. :meth:`RoomReaders.watch` joins it to its room's
-reader, starting the reader for the first one; the reader reads the room from the oldest
-listener's cursor on, one read per interval (the shortest any listener asks for), each read
-in a slot of the connection's :class:`~.budget.ReadBudget`, and hands the same read to every
+"""Shared room readers: one reader per (connection, room) in an event loop (a triggerer's),
+under one read budget per connection. Each wait (an
+:class:`~airflow_provider_imkit.decisions.ApprovalWait`) is a :class:`Listener`;
+:meth:`RoomReaders.watch` joins it to its room's reader (started for the first one), which
+reads from the oldest listener's cursor on, once per interval (the shortest asked for), in
+slots of the connection's :class:`~.budget.ReadBudget`, and hands each read to every
 listener. A listener that is done leaves; the last one stops the reader.
 
-The event loop never waits on IMKIT: reads, the connection's lookup and the listeners'
-decisions run in this module's own bounded thread pool (:data:`READ_THREADS` threads, not
-asyncio's default pool, which every other trigger shares); the loop only schedules. Each
-listener's decisions run in a copy of the context it joined from, so its log lines reach
-its own task's log. No Airflow in here.
+The event loop never waits on IMKIT: reads, the connection's lookup and the decisions run in
+this module's own pool (:data:`READ_THREADS` threads, not asyncio's default pool, which every
+other trigger shares). Each listener decides in a copy of the context it joined from, so its
+log lines reach its own task's log. No Airflow in here.
 """
 
 from __future__ import annotations
@@ -26,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_imkit.exceptions import ImkitRateLimitError
+from airflow_provider_imkit.exceptions import ImkitAuthenticationError, ImkitRateLimitError
 from airflow_provider_imkit.rooms.budget import ReadBudget
 from airflow_provider_imkit.rooms.read import RoomRead, read_room
 
@@ -82,6 +79,10 @@ class Listener(Protocol):
 _Taken = tuple["Sequence[Any]", "float | None"]
 
 
+#: Put after a subscription's last event: its listener is done.
+_END = object()
+
+
 class _Failed:
     """An error for a subscription's owner, raised by :meth:`Subscription.next`."""
 
@@ -99,18 +100,26 @@ class Subscription:
     done: bool = False
 
     async def next(self) -> Any:
-        """The next event; raises what the listener (or the reader) failed with."""
+        """The next event; raises what the listener (or the reader) failed with, and
+        ``StopAsyncIteration`` once the listener is done and its events are all taken."""
         event = await self.events.get()
+        if event is _END:
+            self.events.put_nowait(_END)  # every later call ends too
+            raise StopAsyncIteration
         if isinstance(event, _Failed):
             raise event.error
         return event
+
+    def finish(self) -> None:
+        """The listener is done: no event follows those queued."""
+        if not self.done:
+            self.done = True
+            self.events.put_nowait(_END)
 
     def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> Any:
-        if self.done and self.events.empty():
-            raise StopAsyncIteration
         return await self.next()
 
 
@@ -124,15 +133,24 @@ class _Connection:
     client: ImkitClient | None = None
     readers: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stale: bool = False
+
+    def drop_client(self) -> None:
+        """Never blocks (on the loop): the next read builds a new client and closes this one."""
+        self.stale = True
 
     def get_client(self) -> ImkitClient:
         """The shared client, built on first use (in a reader thread: the lookup blocks)."""
         with self.lock:
-            if self.client is None:
+            old = self.client if self.stale else None
+            if self.client is None or self.stale:
                 if self.make_client is None:
                     raise RuntimeError(f"no client for IMKIT connection {self.conn_id!r}")
-                self.client = self.make_client()
-            return self.client
+                self.client, self.stale = self.make_client(), False
+            client = self.client
+        if old is not None:
+            old.close()
+        return client
 
 
 class RoomReader:
@@ -160,11 +178,15 @@ class RoomReader:
         if not self.subscriptions:
             self.wake(self.loop.time())  # the reader ends at once rather than after its nap
 
+    def poke(self) -> None:
+        """End the current nap early (the reader then looks at its time and the budget again)."""
+        if self._nap is not None and not self._nap.done():
+            self._nap.cancel()
+
     def wake(self, at: float) -> None:
         if at < self.next_at:
             self.next_at = at
-            if self._nap is not None and not self._nap.done():
-                self._nap.cancel()
+            self.poke()
 
     async def run(self) -> None:
         try:
@@ -186,7 +208,7 @@ class RoomReader:
     def _fail_all(self, error: BaseException) -> None:
         for subscription in list(self.subscriptions):
             subscription.events.put_nowait(_Failed(error))
-            subscription.done = True
+            subscription.finish()
         self.subscriptions.clear()
 
     async def _until_due(self) -> None:
@@ -199,14 +221,14 @@ class RoomReader:
             await asyncio.wait([self._nap])  # a cancelled nap (woken) is no error here
 
     async def _slot(self) -> None:
-        """Wait for this read's slot in the connection's budget (again if a 429 paused reads)."""
+        """Wait for this read's slot in the connection's budget (again when a 429 voided it)."""
         budget = self.connection.budget
         while self.subscriptions:
-            at = budget.reserve()
-            while self.subscriptions and at - self.loop.time() > 0:
+            generation, at = budget.generation, budget.reserve()
+            while self.subscriptions and at - self.loop.time() > 0 and budget.generation == generation:
                 self._nap = asyncio.ensure_future(asyncio.sleep(at - self.loop.time()))
                 await asyncio.wait([self._nap])
-            if budget.paused_until <= self.loop.time():
+            if budget.generation == generation and budget.paused_until <= self.loop.time():
                 return
 
     async def _read_once(self) -> None:
@@ -214,16 +236,23 @@ class RoomReader:
         began = self.loop.time()
         read, results = await self.loop.run_in_executor(pool(), self._read, subscriptions)
         self.reads += 1
+        budget = self.connection.budget
+        budget.charge(read.requests)
         if isinstance(read.error, ImkitRateLimitError):
-            self.connection.budget.limited(read.error.retry_after)
+            budget.limited(read.error.retry_after)
+            for reader in self.readers.readers.values():  # their naps until a void slot end now
+                if reader.connection is self.connection and reader is not self:
+                    reader.poke()
         elif read.error is None:
-            self.connection.budget.succeeded()
+            budget.succeeded()
+        if isinstance(read.error, ImkitAuthenticationError):
+            self.connection.drop_client()  # the key may have changed: the next read looks it up again
         delays: list[float] = []
         for subscription, (events, delay) in zip(subscriptions, results, strict=True):
             for event in events:
                 subscription.events.put_nowait(event)
             if delay is None:
-                subscription.done = True
+                subscription.finish()
                 self.subscriptions.pop(subscription, None)
             elif subscription in self.subscriptions:
                 delays.append(delay)
@@ -307,7 +336,9 @@ class RoomReaders:
             reader = self.readers[(conn_id, room)] = RoomReader(self, connection, room)
             connection.readers += 1
             reader.join(subscription)
-            reader.task = asyncio.ensure_future(reader.run())
+            # In a context of its own: the reader outlives the wait that started it, and its
+            # lines belong to no task's log.
+            reader.task = asyncio.get_running_loop().create_task(reader.run(), context=contextvars.Context())
         else:
             reader.join(subscription)
         return reader
@@ -319,11 +350,10 @@ class RoomReaders:
         connection = reader.connection
         connection.readers -= 1
         if connection.readers == 0:
-            # The last reader of the connection (no read is in flight): its client's sockets
-            # close, in the pool; the budget and its rate stay, so a 429's slow-down outlives
-            # a quiet moment, and the next reader builds a client from the connection again.
+            # The last reader of the connection: its client closes (the next reader builds one
+            # again); the budget and its rate stay, so a 429's slow-down outlives a quiet moment.
             client, connection.client, connection.make_client = connection.client, None, None
-            if client is not None:
+            if client is not None:  # no read is in flight: nothing else holds it
                 pool().submit(client.close)
 
 

@@ -46,8 +46,8 @@ class ImkitApprovalTrigger(BaseTrigger):
     ``[imkit] approval_reads_per_minute`` (default 300): when the rooms want more, each room's
     interval stretches evenly, and a 429 slows the reads down until they succeed again. Reads
     run in the provider's own small thread pool; the triggerer's event loop never waits on
-    IMKIT. Transient read errors (network, 429, 5xx) are retried with backoff and never end
-    the wait.
+    IMKIT. Transient read errors (network, 429, 5xx) are retried with backoff; they end the
+    wait only when they last until 5 minutes after the deadline (a ``timeout`` with the reason).
     Its state is only the question: after a triggerer restart it reads the room from the
     question again, so a reply given meanwhile still decides and nothing is posted twice.
     The serialized kwargs hold ids and times only; the key stays in the connection.

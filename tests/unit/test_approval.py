@@ -13,6 +13,7 @@ from airflow_provider_imkit.decisions import wait as wait_module
 from airflow_provider_imkit.exceptions import (
     ImkitAuthenticationError,
     ImkitConnectionError,
+    ImkitRateLimitError,
     ImkitValidationError,
 )
 
@@ -416,3 +417,15 @@ def test_a_slow_read_that_began_before_the_deadline_does_not_time_out() -> None:
     assert isinstance(step, float)
     now[0] = 1006.0  # the next read begins at 1006 s: after the deadline's grace
     assert wait.poll(room) == approval.Outcome("timeout")  # type: ignore[arg-type]
+
+
+def test_the_worker_s_wait_waits_out_a_429_as_long_as_it_asked() -> None:
+    """The non-deferrable wait has no read budget: a 429 asking 60 s is read again after 60 s,
+    not the 10 s interval (and never beyond the longest backoff)."""
+    room, now = FakeRoom(), [T0 / 1000 + 1]
+    path = "/rooms/ops/messages/v3"
+    room.errors = [ImkitRateLimitError(method="GET", path=path, status_code=429, retry_after=60)]
+    room.errors.append(ImkitRateLimitError(method="GET", path=path, status_code=429, retry_after=10**6))
+    wait = wait_with(room, now, Question(**{**QUESTION.__dict__, "deadline_ms": None}))
+    assert wait.poll(room) == 60.0  # type: ignore[arg-type]
+    assert wait.poll(room) == wait_module.MAX_ERROR_BACKOFF  # type: ignore[arg-type]

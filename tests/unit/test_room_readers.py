@@ -331,3 +331,144 @@ def test_read_room_without_a_client_reports_the_lookup_failure() -> None:
     failure = RuntimeError("no connection")
     read = read_room(None, "ops", NOW_MS, failure=failure)
     assert read.error is failure and read.items == [] and not read.covers(NOW_MS)
+
+
+def test_a_429_voids_the_slots_given_before_it_and_its_pause_is_capped(fast_loop: Run) -> None:
+    """Five rooms at a budget of 60 a minute hold slots at 0..4 s; the read at 0 s meets a 429
+    asking 10 s: no room is read before 10 s, and then every 2 s (the halved rate)."""
+    imkit = FakeImkit()
+    limited = ImkitRateLimitError(method="GET", path="/rooms/r0/messages/v3", status_code=429, retry_after=10)
+    imkit.errors["r0"] = [limited]
+    rooms = [f"r{i}" for i in range(5)]
+
+    def reply() -> None:
+        for room in rooms:
+            imkit.rooms[room] = [msg("1", room)]
+
+    results = fast_loop(
+        wait_all(imkit, [ApprovalWait(question(r), 10.0) for r in rooms], budget=60, people={0.5: reply})
+    )
+    assert {o.chosen for _, o in results} == {"Approve"}
+    reads = imkit.reads()
+    assert reads[0] == 0.0 and [t for t in reads if 0 < t < 10] == []
+    assert min(b - a for a, b in itertools.pairwise(reads[1:])) >= 2.0 - 1e-6
+    budget = ReadBudget(60, clock=lambda: 0.0)
+    budget.limited(retry_after=86_400)  # a day asked for: waits must still reach their deadlines
+    assert budget.paused_until == 300.0 and budget.generation == 1
+    budget.charge(5)  # a five-page read: four more slots
+    assert budget.reserve() == pytest.approx(300.0 + 4 * 2.0)
+
+
+def test_a_wait_joining_during_a_read_is_read_for_next(fast_loop: Run) -> None:
+    """The second wait joins while the first read is in flight (in a reader thread): it is not
+    handed that read's result, and the next read, a poll interval on, decides it."""
+    imkit = FakeImkit()
+    imkit.rooms["ops"] = [msg("Reject", "ops", sender="bob")]
+    gate, started = threading.Event(), asyncio.Event()
+    plain = imkit.request
+
+    def blocking(method: str, path: str, *, params: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        if len(imkit.calls) == 0:
+            assert imkit.loop is not None
+            imkit.loop.call_soon_threadsafe(started.set)
+            gate.wait(30)
+        return plain(method, path, params=params, **kw)
+
+    imkit.request = blocking  # type: ignore[method-assign]
+
+    async def scenario() -> list[tuple[float, Any]]:
+        imkit.loop = asyncio.get_running_loop()
+        readers = room_readers()
+        first = ApprovalWait(replace(question("ops", 1), approvers=("carol",)), 10.0)
+        second = ApprovalWait(question("ops", 2), 10.0)
+
+        async def one(wait: ApprovalWait) -> tuple[float, Any]:
+            async with readers.watch("c", "ops", wait, make_client=imkit.maker, reads_per_minute=300) as ev:
+                event = await ev.next()
+                assert imkit.loop is not None
+                return imkit.loop.time(), event
+
+        task = asyncio.ensure_future(one(first))
+        await started.wait()
+        joined = asyncio.ensure_future(one(second))
+        await asyncio.sleep(0)
+        gate.set()
+        result = await joined
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return [result]
+
+    [(at, outcome)] = fast_loop(scenario())
+    assert (at, outcome.chosen) == (10.0, "Reject") and imkit.reads() == [0.0, 10.0]
+
+
+class _Quits:
+    poll_interval = 10.0
+    since_ms = NOW_MS
+
+    def take(self, read: RoomRead) -> Any:
+        return ("one", "two"), None  # two events, then done
+
+
+def test_a_listener_that_is_done_ends_its_subscription(fast_loop: Run) -> None:
+    imkit = FakeImkit()
+
+    async def scenario() -> list[Any]:
+        async with room_readers().watch(
+            "c", "ops", _Quits(), make_client=imkit.maker, reads_per_minute=1
+        ) as ev:
+            events = [event async for event in ev]
+            with pytest.raises(StopAsyncIteration):
+                await ev.next()
+            return events
+
+    assert fast_loop(scenario()) == ["one", "two"]
+
+
+def test_the_budget_is_read_from_the_imkit_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_imkit.get_provider_info import get_provider_info
+    from airflow_provider_imkit.triggers.imkit import approval_reads_per_minute
+
+    info: Any = get_provider_info()
+    assert info["config"]["imkit"]["options"]["approval_reads_per_minute"]["default"] == "300"
+    assert approval_reads_per_minute() == 300
+    monkeypatch.setenv("AIRFLOW__IMKIT__APPROVAL_READS_PER_MINUTE", "120")
+    assert approval_reads_per_minute() == 120
+    monkeypatch.setenv("AIRFLOW__IMKIT__APPROVAL_READS_PER_MINUTE", "lots")
+    with pytest.raises(ImkitConfigurationError, match=r"\[imkit\] approval_reads_per_minute.*'lots'"):
+        approval_reads_per_minute()
+
+
+def test_a_401_makes_the_next_read_look_the_connection_up_again(fast_loop: Run) -> None:
+    """A rotated key: the wait that met the 401 ends; the connection's other readers build a
+    new client (a fresh lookup) at their next read instead of keeping the old key."""
+    imkit = FakeImkit()
+    imkit.errors["r1"] = [
+        ImkitAuthenticationError(method="GET", path="/rooms/r1/messages/v3", status_code=401)
+    ]
+    built: list[int] = []
+
+    def make_client() -> ImkitClient:
+        built.append(1)
+        return imkit.maker()
+
+    def reply() -> None:
+        imkit.rooms["r2"] = [msg("Approve", "r2")]
+
+    async def scenario() -> list[Outcome]:
+        imkit.loop = asyncio.get_running_loop()
+        imkit.loop.call_at(15.0, reply)
+        readers = room_readers()
+
+        async def one(room: str) -> Outcome:
+            wait = ApprovalWait(question(room), 10.0)
+            async with readers.watch("c", room, wait, make_client=make_client, reads_per_minute=300) as ev:
+                outcome: Outcome = await ev.next()
+                return outcome
+
+        return list(await asyncio.gather(one("r1"), one("r2")))
+
+    denied, approved = fast_loop(scenario())
+    assert denied.status == "error" and approved.chosen == "Approve"
+    readers_module.shutdown_pool()
+    assert len(built) == 2 and imkit.closed == 2  # the stale client, then the last one
