@@ -65,9 +65,6 @@ class ReadBudget:
         self._next_slot = 0.0
         #: No read starts before this (monotonic s): a 429 asked to wait.
         self.paused_until = 0.0
-        #: Reads given a slot, and 429s met, since the budget was made.
-        self.reads = 0
-        self.limited_count = 0
         #: Bumped by each 429: a slot handed out under an earlier generation is void.
         self.generation = 0
 
@@ -81,7 +78,6 @@ class ReadBudget:
         now = self._clock()
         at = max(now, self._next_slot, self.paused_until)
         self._next_slot = at + 60.0 / self.rate
-        self.reads += 1
         return at
 
     def charge(self, requests: int) -> None:
@@ -96,7 +92,6 @@ class ReadBudget:
 
     def limited(self, retry_after: float | None) -> None:
         """IMKIT answered 429: halve the rate and pause reads for ``retry_after`` seconds."""
-        self.limited_count += 1
         self.generation += 1
         self.rate = max(min(MIN_READS_PER_MINUTE, self.per_minute), self.rate / 2)
         pause = DEFAULT_PAUSE_S if retry_after is None or retry_after <= 0 else float(retry_after)

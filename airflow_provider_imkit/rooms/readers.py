@@ -163,8 +163,6 @@ class RoomReader:
         self.subscriptions: dict[Subscription, None] = {}
         self.loop = asyncio.get_running_loop()
         self.next_at = self.loop.time()
-        #: Reads made (tests and the benchmark count them).
-        self.reads = 0
         self._nap: asyncio.Future[Any] | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -235,7 +233,6 @@ class RoomReader:
         subscriptions = list(self.subscriptions)
         began = self.loop.time()
         read, results = await self.loop.run_in_executor(pool(), self._read, subscriptions)
-        self.reads += 1
         budget = self.connection.budget
         budget.charge(read.requests)
         if isinstance(read.error, ImkitRateLimitError):
