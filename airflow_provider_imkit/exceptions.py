@@ -168,6 +168,11 @@ class ImkitApprovalTimeoutError(ImkitApprovalError):
     """No approver answered before the timeout, and there is no ``default_option``."""
 
 
+class ImkitRoomReadError(ImkitError, _FailFast):
+    """A message sensor's room cannot be read for good (an unknown room, a bad key): its
+    message says why. Transient read errors never raise it (the wait retries them)."""
+
+
 class ImkitTlsError(ImkitConnectionError, _FailFast):
     """TLS failed (certificate, or plain HTTP answering a TLS hello): retrying cannot help."""
 

@@ -223,7 +223,8 @@ READER_OPTIONS: dict[str, tuple[str, str, str, str]] = {
         "integer",
         "200",
         "Room reads per minute per IMKIT connection in each triggerer, shared by every approval "
-        "wait: one read per room per poll interval, stretched evenly when the rooms want more "
+        "wait, message trigger (asset watcher) and deferred message sensor: one read per room "
+        "per poll interval, stretched evenly when the rooms want more "
         "(worst case: rooms / this many minutes between two reads of a room). IMKIT allows "
         "1,000 requests per minute per API key, shared with the deployment's sends and alerts.",
     ),
@@ -260,6 +261,9 @@ def get_provider_info() -> dict[str, object]:
                 ],
             }
         ],
+        "sensors": [
+            {"integration-name": "IMKIT", "python-modules": ["airflow_provider_imkit.sensors.imkit"]}
+        ],
         "triggers": [
             {"integration-name": "IMKIT", "python-modules": ["airflow_provider_imkit.triggers.imkit"]}
         ],
@@ -273,7 +277,7 @@ def get_provider_info() -> dict[str, object]:
         "config": {
             "imkit": {
                 "description": "Deployment-wide IMKIT alerts (the imkit_alerts plugin) and the "
-                "triggerer's room reads (approvals).",
+                "triggerer's room reads (approvals, message triggers and sensors).",
                 "options": {
                     key: {
                         "description": description,

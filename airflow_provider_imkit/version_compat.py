@@ -58,6 +58,9 @@ SDK_MASKS_CONNECTION_SECRETS: bool = AIRFLOW_VERSION >= (3, 0, 0)
 #: ``[api] base_url`` setting, where Airflow 2 has ``[webserver] base_url``.
 AIRFLOW_V_3_0_PLUS: bool = AIRFLOW_VERSION >= (3, 0, 0)
 
+#: Airflow 3.3: the asset state store, where an asset watcher's trigger keeps its cursor.
+AIRFLOW_V_3_3_PLUS: bool = AIRFLOW_VERSION >= (3, 3, 0)
+
 #: Airflow 3.1+: ``BaseNotifier.__init__`` takes the context (Deadline Alerts' AsyncCallback
 #: builds the notifier with ``context=``), and human-in-the-loop operators exist.
 AIRFLOW_V_3_1_PLUS: bool = AIRFLOW_VERSION >= (3, 1, 0)

@@ -23,6 +23,7 @@ from airflow_provider_imkit.client.read_back import (
     READ_BACK_PAGES,
     find_message,
     message_fields,
+    remember_own_post,
     room_messages,
 )
 from airflow_provider_imkit.client.retry import RetryPolicy
@@ -170,6 +171,7 @@ class ImkitClient(BaseClient):
             subject={"room": room, "sender": sender},
             reconcile=read_back,
         )
+        remember_own_post(result.get("_id"))
         self.log.info("IMKIT message %s sent to room %s", result.get("_id"), room)
         return result
 

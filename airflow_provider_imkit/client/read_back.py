@@ -166,6 +166,25 @@ def find_message(
     return None if found is NOT_FOUND else found
 
 
+#: Messages this process stored through the provider (ids, the newest few thousand): a message
+#: watch never fires for them, even when their sender is one it listens to.
+_OWN_POSTS: dict[str, None] = {}
+_OWN_POSTS_KEPT = 4096
+
+
+def remember_own_post(message_id: Any) -> None:
+    """Note a message the provider stored (the client calls this for every send)."""
+    if isinstance(message_id, str) and message_id:
+        _OWN_POSTS[message_id] = None
+        while len(_OWN_POSTS) > _OWN_POSTS_KEPT:
+            del _OWN_POSTS[next(iter(_OWN_POSTS))]
+
+
+def is_own_post(message_id: Any) -> bool:
+    """Whether this process stored the message through the provider."""
+    return isinstance(message_id, str) and message_id in _OWN_POSTS
+
+
 def sender_id(item: Mapping[str, Any]) -> Any:
     """A listed message's sender id: the history shows a user object, ``POST`` results an id."""
     sender = item.get("sender")

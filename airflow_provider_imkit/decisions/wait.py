@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow_provider_imkit.client.read_back import find_message, room_messages, sender_id
 from airflow_provider_imkit.decisions.question import Question, chosen_option, created_ms
 from airflow_provider_imkit.decisions.texts import is_outcome_text
-from airflow_provider_imkit.rooms.read import CLOCK_AGREEMENT_S, POLL_PAGES, RoomRead, imkit_now, read_room
+from airflow_provider_imkit.rooms.read import (
+    CLOCK_AGREEMENT_S,
+    MAX_ERROR_BACKOFF,
+    POLL_PAGES,
+    RoomRead,
+    error_backoff,
+    imkit_now,
+    read_room,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -31,20 +39,11 @@ __all__ = [
     "undecided_question",
 ]
 
-#: Longest wait between two reads after read errors (seconds).
-MAX_ERROR_BACKOFF = 300.0
 #: After the timeout, how long reads may keep failing before the wait ends without them (s).
 READ_GRACE_AFTER_TIMEOUT = 300.0
 #: Each read starts this much before the newest message seen (ms): a reply stored late
 #: with an earlier time is still read (re-reading is harmless: nothing re-read counted).
 CURSOR_OVERLAP_MS = 5_000
-
-
-def error_backoff(poll_interval: float, failures: int) -> float:
-    """Seconds until the next read after ``failures`` failed reads in a row: the interval,
-    doubled for each further failure, at most :data:`MAX_ERROR_BACKOFF` (or the interval)."""
-    backoff = poll_interval * 2 ** min(max(failures, 1) - 1, 30)
-    return min(backoff, max(MAX_ERROR_BACKOFF, poll_interval))
 
 
 def undecided_question(

@@ -30,6 +30,15 @@ CLOCK_AGREEMENT_S = 1.5
 #: Room reads are safe to repeat: one quick retry after a network failure or a 5xx. A 429
 #: that says how long to wait is not waited out in the read: the readers' budget slows down.
 ROOM_READ_POLICY = RetryPolicy(max_attempts=2, backoff=0.2, on_ambiguous="resend", max_retry_after=0.0)
+#: Longest wait between two reads after read errors (seconds).
+MAX_ERROR_BACKOFF = 300.0
+
+
+def error_backoff(poll_interval: float, failures: int) -> float:
+    """Seconds until the next read after ``failures`` failed reads in a row: the interval,
+    doubled for each further failure, at most :data:`MAX_ERROR_BACKOFF` (or the interval)."""
+    backoff = poll_interval * 2 ** min(max(failures, 1) - 1, 30)
+    return min(backoff, max(MAX_ERROR_BACKOFF, poll_interval))
 
 
 def imkit_now(client: Any, local: float) -> float:

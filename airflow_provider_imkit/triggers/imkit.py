@@ -1,9 +1,12 @@
-"""ImkitApprovalTrigger: wait in the triggerer for an approver's reply in an IMKIT room."""
+"""Triggers on IMKIT rooms: :class:`ImkitApprovalTrigger` waits in the triggerer for an
+approver's reply; :class:`ImkitMessageTrigger` fires for messages that start pipelines (an
+asset watcher's trigger, and the message sensor's deferral)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.triggers import BaseEventTrigger
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_imkit import (
@@ -11,11 +14,15 @@ from airflow_provider_imkit import (
     version_compat,  # noqa: F401  (makes the errors AirflowExceptions)
 )
 from airflow_provider_imkit.decisions import ApprovalWait, Question
+from airflow_provider_imkit.exceptions import ImkitValidationError
 from airflow_provider_imkit.rooms.budget import DEFAULT_READS_PER_MINUTE, reads_per_minute
+from airflow_provider_imkit.rooms.match import Failed, Fired, MessageFilter, MessageWatch
 from airflow_provider_imkit.rooms.readers import room_readers
+from airflow_provider_imkit.triggers.cursors import cursor_key, load_cursor, save_cursor
+from airflow_provider_imkit.version_compat import AIRFLOW_V_3_3_PLUS
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Sequence
 
     from airflow_provider_imkit.client import ImkitClient
     from airflow_provider_imkit.hooks.imkit import ImkitHook
@@ -31,6 +38,16 @@ def approval_reads_per_minute() -> int:
 
     value = conf.get("imkit", "approval_reads_per_minute", fallback=str(DEFAULT_READS_PER_MINUTE))
     return reads_per_minute(value)
+
+
+def poll_seconds(value: object) -> float:
+    """Check ``poll_interval``: a number of seconds greater than 0.
+
+    :raises ImkitValidationError: naming ``poll_interval``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ImkitValidationError("poll_interval", f"must be a number of seconds > 0, got {value!r}")
+    return float(value)
 
 
 class ImkitApprovalTrigger(BaseTrigger):
@@ -100,3 +117,140 @@ class ImkitApprovalTrigger(BaseTrigger):
         from airflow_provider_imkit.hooks.imkit import ImkitHook
 
         return ImkitHook(self.imkit_conn_id)
+
+
+class ImkitMessageTrigger(BaseEventTrigger):
+    """
+    Fire one event per message in a room that counts: by one of ``senders``, of one of
+    ``message_types``, not recalled or deleted, not posted by the provider, and (with a
+    ``pattern``) text that ``re.search`` finds the pattern in; created after the watcher first
+    started; in the order IMKIT stored them; never twice for one message. Read with
+    ``GET /rooms/{room}/messages/v3`` by the same shared room readers and read budget
+    (``[imkit] approval_reads_per_minute``) as approvals: one read per room per interval for
+    every watcher, wait and sensor on it in a triggerer.
+
+    On Airflow 3 it is a ``BaseEventTrigger``: use it in an ``AssetWatcher`` and DAGs scheduled
+    on the asset start for each message (the payload is the asset event's ``extra``). On
+    Airflow 2.11 it is a plain trigger (the message sensor defers to it). The payload, plain
+    JSON with no secret::
+
+        {"message": {"_id", "room", "message", "messageType", "sender", "createdAtMS"},
+         "groups": {<named groups of the pattern's match>}}
+
+    Restarts: on Airflow 3.3+ the cursor (the newest message read, the ids fired within the
+    last 5 s) is kept in the asset's state store before each event is handed on, so a restarted
+    triggerer reads on from there: messages posted meanwhile fire, none fires twice (a crash
+    between keeping the cursor and Airflow storing the event loses that one event rather
+    than firing it twice). Airflow 3.0-3.2 keep no watcher state: a trigger started again in the
+    same triggerer process goes on from its cursor; a new triggerer process starts from then on
+    (messages posted while none watched are skipped, with a warning), never re-firing.
+    3.3's shared streams are not used: the room readers already share one read per room among
+    all watchers, approval waits and sensors, which a shared stream (watchers of one key only,
+    started from the group's start) cannot.
+
+    :param room: the room id.
+    :param pattern: a Python regular expression searched in the message text; None: every
+        message of the allowed types counts.
+    :param senders: the user ids whose messages count, at least one: a list, or text holding
+        one id, ``"a,b"`` or a JSON list (the forms ``mentions`` takes).
+    :param message_types: message types that count (default ``("text",)``).
+    :param poll_interval: seconds between reads of the room (default 10).
+    :param imkit_conn_id: the Airflow connection of type ``imkit``.
+    :param since_ms: the message sensor's form: count messages created after this (ms
+        since the epoch) and fire once; None (a watcher): from when it first started, for ever.
+    :raises ImkitValidationError: a bad argument, named (``pattern``, ``senders``...), when built.
+    """
+
+    def __init__(
+        self,
+        room: str,
+        *,
+        pattern: str | None = None,
+        senders: str | Sequence[str],
+        message_types: str | Sequence[str] = ("text",),
+        poll_interval: float = 10.0,
+        imkit_conn_id: str = DEFAULT_CONN_ID,
+        since_ms: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.filter = MessageFilter.build(room, pattern=pattern, senders=senders, message_types=message_types)
+        self.room = self.filter.room
+        self.pattern = pattern
+        self.senders = list(self.filter.senders)
+        self.message_types = list(self.filter.message_types)
+        self.poll_interval = poll_seconds(poll_interval)
+        self.imkit_conn_id = imkit_conn_id
+        if since_ms is not None and (isinstance(since_ms, bool) or not isinstance(since_ms, int)):
+            raise ImkitValidationError("since_ms", f"must be ms since the epoch (an int), got {since_ms!r}")
+        self.since_ms = since_ms
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "room": self.room,
+            "pattern": self.pattern,
+            "senders": self.senders,
+            "message_types": self.message_types,
+            "poll_interval": self.poll_interval,
+            "imkit_conn_id": self.imkit_conn_id,
+        }
+        if self.since_ms is not None:
+            kwargs["since_ms"] = self.since_ms
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        once = self.since_ms is not None
+        store = None if once else getattr(self, "asset_state_store", None)
+        key = cursor_key(self.serialize()[1])
+        cursor = None if once else await load_cursor(store, key)
+        watch = MessageWatch(
+            self.filter, self.poll_interval, cursor=cursor, start_ms=self.since_ms, once=once, log=self.log
+        )
+        if not once:
+            self._say_where_it_starts(cursor, store)
+            assert watch.cursor is not None
+            await save_cursor(store, key, watch.cursor)
+        async with room_readers().watch(
+            self.imkit_conn_id,
+            self.room,
+            watch,
+            make_client=self._client,
+            reads_per_minute=approval_reads_per_minute(),
+        ) as events:
+            async for event in events:
+                if isinstance(event, Failed):
+                    self.log.error("Room %s cannot be read: %s", self.room, event.error)
+                    yield TriggerEvent({"error": event.error})
+                    return
+                if not once:
+                    await save_cursor(store, key, event.cursor)  # before the event: never twice
+                if isinstance(event, Fired):
+                    message = event.payload["message"]
+                    self.log.info(
+                        "IMKIT message %s by %s in room %s matches",
+                        message["_id"],
+                        message["sender"],
+                        self.room,
+                    )
+                    yield TriggerEvent(event.payload)
+                    if once:
+                        return
+
+    def _say_where_it_starts(self, cursor: Any, store: Any) -> None:
+        if cursor is not None:
+            self.log.info("Watching room %s from the last message read (%d ms)", self.room, cursor.newest_ms)
+        elif store is not None:
+            self.log.info("Watching room %s for the first time: messages from now on count", self.room)
+        elif not AIRFLOW_V_3_3_PLUS:
+            self.log.warning(
+                "Watching room %s from now on. Airflow before 3.3 keeps no watcher state: if this "
+                "watcher ran before this triggerer started, messages posted meanwhile are skipped",
+                self.room,
+            )
+        else:
+            self.log.info("Watching room %s from now on (no asset state store)", self.room)
+
+    def _client(self) -> ImkitClient:
+        """The connection's client (the shared reader calls this once, in its own thread)."""
+        from airflow_provider_imkit.hooks.imkit import ImkitHook
+
+        return ImkitHook(self.imkit_conn_id).get_conn()
