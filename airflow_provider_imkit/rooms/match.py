@@ -125,9 +125,10 @@ class MessageFilter:
 class Cursor:
     """
     Where a watch is: it counts messages created after ``start_ms`` (when it first started,
-    IMKIT's clock, ms; a message of that very millisecond may be from just before); it has read up to the newest message, created at
-    ``newest_ms``; ``fired`` holds ``(id, created ms)`` of the messages it fired for within
-    the overlap before that. Plain JSON through :meth:`to_json` (what the asset state store keeps).
+    IMKIT's clock, ms; a message of that very millisecond may be from just before); it has
+    read up to the newest message, created at ``newest_ms``; ``fired`` holds ``(id, created
+    ms)`` of the messages it fired for within the overlap before that. Plain JSON through
+    :meth:`to_json` (what the asset state store keeps).
     """
 
     start_ms: int
@@ -201,7 +202,8 @@ class MessageWatch:
     :param poll_interval: seconds between reads.
     :param cursor: where to go on from (a restart); None: start now (on the first read,
         corrected to IMKIT's clock when the host's disagrees with it).
-    :param start_ms: with no ``cursor``, count messages created after this (ms) instead of now (the sensor: when its first try started).
+    :param start_ms: with no ``cursor``, count messages created after this (ms) instead of
+        now (the sensor: when its first try started).
     :param once: end after the first event (the sensor).
     :param clock: this host's time (s since the epoch; tests inject one).
     :param log: where warnings go.

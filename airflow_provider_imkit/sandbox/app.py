@@ -275,10 +275,15 @@ class SandboxApp(Store):
         with self.lock:
             self.auto_replies.append(reply)
 
-    def _auto_reply(self, message: dict[str, Any]) -> None:
-        """Every queued reply that answers ``message`` does, in order, and is used up."""
-        answering = [reply for reply in self.auto_replies if reply.answers(message)]
-        self.auto_replies = [reply for reply in self.auto_replies if not reply.answers(message)]
+    def _auto_reply(self, message: dict[str, Any] | None, read_room: str | None = None) -> None:
+        """Every queued reply that answers ``message`` (or, with ``read_room``, waits for that
+        room's read) does, in order, and is used up."""
+
+        def due(reply: AutoReply) -> bool:
+            return reply.answers(message) if message else reply.on_read and reply.room == read_room
+
+        answering = [reply for reply in self.auto_replies if due(reply)]
+        self.auto_replies = [reply for reply in self.auto_replies if not due(reply)]
         for reply in answering:
             self.user(reply.user)
             self.store_message(
@@ -360,6 +365,8 @@ class SandboxApp(Store):
             after_ms=None if after_time is None else parse_time(after_time),
             time_field=TIME_RANGE_FIELDS[field_name],
         )
+        with self.lock:
+            self._auto_reply(None, read_room=room)  # after the read: the next read sees it
         return ok(result)
 
 

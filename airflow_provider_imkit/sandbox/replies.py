@@ -29,6 +29,9 @@ class AutoReply:
     text: str
     #: Answer only a question whose text contains this (e.g. the run's date); None: any.
     match: str | None = None
+    #: Post right after the room's next read instead (a partner's bot that speaks once
+    #: someone watches the room: a sensor's first read); ``match`` is then unused.
+    on_read: bool = False
 
     @classmethod
     def from_json(cls, data: Any) -> AutoReply:
@@ -38,11 +41,14 @@ class AutoReply:
         match = data.get("match")
         if match is not None and not isinstance(match, str):
             raise ValueError("an auto-reply's match must be a string")
-        return cls(data["room"], data["user"], data["text"], match)
+        if not isinstance(data.get("on_read", False), bool):
+            raise ValueError("an auto-reply's on_read must be true or false")
+        return cls(data["room"], data["user"], data["text"], match, data.get("on_read", False))
 
     def answers(self, message: dict[str, Any]) -> bool:
         return (
-            message["room"] == self.room
+            not self.on_read
+            and message["room"] == self.room
             and message["sender"] != self.user
             and bool(message.get("mentions"))
             and (self.match is None or self.match in str(message.get("message")))

@@ -339,16 +339,19 @@ class ImkitSandbox:
         body.update({"mentions": list(mentions), "push": push})
         return copy.deepcopy(self.app.send_message(body))
 
-    def auto_reply(self, room: str, user: str, text: str, match: str | None = None) -> None:
+    def auto_reply(
+        self, room: str, user: str, text: str, match: str | None = None, *, on_read: bool = False
+    ) -> None:
         """
         Script a person: the next message posted in ``room`` by someone else that mentions
         anyone (an approval question naming its approvers, say) is answered at once by
         ``user`` with ``text``. Each call answers one message; replies queued for the same
         room answer the same next question, in the order queued. With ``match``, only a
         question whose text contains it is answered (one run's question among several).
-        Over HTTP: ``POST /_sandbox/auto-replies`` with ``{"room", "user", "text", "match"}``.
+        ``on_read``: post right after the room's next read instead (a partner's bot, once a
+        sensor watches). Over HTTP: ``POST /_sandbox/auto-replies`` with these fields.
         """
-        self.app.add_auto_reply(AutoReply(room, user, text, match))
+        self.app.add_auto_reply(AutoReply(room, user, text, match, on_read))
 
     def recall(self, room: str, message_id: str) -> dict[str, Any]:
         """Recall a message as its sender would (it stays, emptied, as ``messageType: recall``)."""

@@ -3,7 +3,7 @@ are uploaded, a person saying go) and hand it on through XCom."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue
@@ -95,9 +95,16 @@ class ImkitMessageSensor(BaseSensorOperator):
         rule = self._filter()
         since_ms = first_try_started_ms(context, reschedule=bool(getattr(self, "reschedule", False)))
         if not self.deferrable:
+            self.log.info(
+                "Waiting for a message in room %s by %s created after %s",
+                rule.room, ", ".join(rule.senders), _iso(since_ms),
+            )  # fmt: skip
             self._watch = MessageWatch(rule, self.poll_interval, start_ms=since_ms, once=True, log=self.log)
             return super().execute(context)
-        self.log.info("Waiting in the triggerer for a message in room %s from %s", rule.room, rule.senders)
+        self.log.info(
+            "Waiting in the triggerer for a message in room %s by %s created after %s",
+            rule.room, ", ".join(rule.senders), _iso(since_ms),
+        )  # fmt: skip
         self.defer(
             trigger=ImkitMessageTrigger(
                 rule.room,
@@ -146,6 +153,10 @@ class ImkitMessageSensor(BaseSensorOperator):
             "IMKIT message %s by %s in room %s: done", message["_id"], message["sender"], message["room"]
         )
         return payload
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
 
 
 def _templated(value: Any) -> bool:

@@ -1,6 +1,8 @@
-"""Approvals in real Airflow (``dag.test()``, triggers run inline) against the sandbox: approve,
-reject (downstream skipped), reject with fail_on_reject, timeout with and without a default,
-a non-approver ignored. The approvers are scripted sandbox users who answer each question."""
+"""Waits on rooms in real Airflow (``dag.test()``, triggers run inline) against the sandbox.
+Approvals: approve, reject (downstream skipped), reject with fail_on_reject, timeout with and
+without a default, a non-approver ignored; the approvers are scripted sandbox users who answer
+each question. The message sensor, deferred and in the worker: only an allowed sender's message
+created after the sensor started counts, its XCom, soft_fail on timeout, templated fields."""
 
 from __future__ import annotations
 
@@ -34,7 +36,24 @@ REPLIES = [  # (room, user, text), queued before the runs: each answers its room
     ("appr-who", "alice", "maybe later"),  # chatter: ignored
     ("appr-who", "alice", "hold"),
 ]
+#: (room, user, text): posted right after the room's first read (the sensor's first poke).
+ON_READ = [
+    ("sense-deferred", "mallory", "files uploaded: 7"),  # not an allowed sender
+    ("sense-deferred", "partner-bot", "files uploaded: 3"),
+    ("sense-worker", "bob", "files uploaded: 9"),
+    ("sense-worker", "partner-bot", "no files today"),  # does not match
+    ("sense-worker", "partner-bot", "files uploaded: 4"),
+    ("sense-templated", "mallory", "go"),
+    ("sense-templated", "bob", "go"),
+]
+SENSORS = [
+    "imkit_e2e_sensor_deferred",
+    "imkit_e2e_sensor_in_worker",
+    "imkit_e2e_sensor_soft_fail",
+    "imkit_e2e_sensor_templated",
+]
 ORDER = [
+    *SENSORS,
     "imkit_e2e_approve",
     "imkit_e2e_reject",
     "imkit_e2e_reject_fails",
@@ -75,13 +94,18 @@ class Runs:
 
 @pytest.fixture(scope="module")
 def runs() -> Iterator[Runs]:
-    rooms = sorted({room for room, _, _ in REPLIES} | {"appr-late", "appr-never"})
+    rooms = sorted({room for room, _, _ in REPLIES + ON_READ} | {"appr-late", "appr-never", "sense-quiet"})
+    users = ["bot", "alice", "bob", "mallory", "partner-bot"]
     with (
-        ImkitSandbox(api_key=API_KEY, rooms=rooms, users=["bot", "alice", "bob", "mallory"]) as sandbox,
+        ImkitSandbox(api_key=API_KEY, rooms=rooms, users=users) as sandbox,
         tempfile.TemporaryDirectory(prefix="imkit-e2e-approval-") as home,
     ):
         for room, user, text in REPLIES:
             sandbox.auto_reply(room, user, text)
+        for room, user, text in ON_READ:
+            sandbox.auto_reply(room, user, text, on_read=True)
+        for room in ("sense-deferred", "sense-worker"):  # from before the sensors: never counts
+            sandbox.post_as("partner-bot", room, "files uploaded: 1")
         env = airflow_env(
             home,
             DAGS,
@@ -186,3 +210,42 @@ def test_only_an_approvers_option_counts(runs: Runs) -> None:
 
 def test_no_key_in_the_output(runs: Runs) -> None:
     assert API_KEY not in runs.output
+
+
+# -- the message sensor ----------------------------------------------------------------------
+
+
+def test_the_deferred_sensor_takes_only_the_allowed_senders_new_message(runs: Runs) -> None:
+    assert runs.states["imkit_e2e_sensor_deferred"] == "success"
+    found = runs.sandbox.received("sense-deferred")[-1]
+    xcom = runs.xcom("imkit_e2e_sensor_deferred", "wait")
+    assert xcom == {
+        "message": {
+            "_id": found["_id"], "room": "sense-deferred", "message": "files uploaded: 3",
+            "messageType": "text", "sender": "partner-bot", "createdAtMS": found["createdAtMS"],
+        },
+        "groups": {"count": "3"},
+    }  # fmt: skip
+    assert runs.xcom("imkit_e2e_sensor_deferred", "echo") == {
+        "sender": "partner-bot",
+        "groups": {"count": "3"},
+    }
+
+
+def test_the_sensor_in_the_worker_waits_the_same_way(runs: Runs) -> None:
+    assert runs.states["imkit_e2e_sensor_in_worker"] == "success"
+    assert runs.xcom("imkit_e2e_sensor_in_worker", "echo") == {
+        "sender": "partner-bot",
+        "groups": {"count": "4"},
+    }
+    assert runs.task_states("imkit_e2e_sensor_in_worker")["wait"] == ("success", 1)
+
+
+def test_a_sensor_that_hears_nothing_times_out_and_soft_fail_skips(runs: Runs) -> None:
+    assert runs.task_states("imkit_e2e_sensor_soft_fail")["wait"][0] == "skipped"
+    assert runs.sandbox.received("sense-quiet") == []
+
+
+def test_templated_room_senders_and_pattern_are_rendered(runs: Runs) -> None:
+    assert runs.states["imkit_e2e_sensor_templated"] == "success"
+    assert runs.xcom("imkit_e2e_sensor_templated", "echo") == {"sender": "bob", "groups": {}}

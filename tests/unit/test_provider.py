@@ -105,7 +105,10 @@ def test_example_dags_import_without_errors() -> None:
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
     assert bag.import_errors == {}
     plan = json.loads((EXAMPLE_DAGS / "demo.json").read_text())
-    assert set(bag.dag_ids) == set(plan["dags"]), "demo.json must list every example DAG"
+    expected = set(plan["dags"]) | set(plan["event_dags"])
+    if airflow.__version__.startswith("2."):
+        expected.discard("example_imkit_chat_command")  # asset watchers are Airflow 3's
+    assert set(bag.dag_ids) == expected, "demo.json must list every example DAG"
     for dag in bag.dags.values():
         assert dag.tasks
 
