@@ -68,6 +68,7 @@ nitpick_ignore = [
     # TYPE_CHECKING in the code, so autodoc cannot qualify them).
     ("py:class", "Context"),
     ("py:class", "TriggerEvent"),
+    ("py:class", "PokeReturnValue"),
     ("py:class", "timedelta"),
     ("py:class", "datetime"),
     # autodoc quirk: RetryPolicy's dataclass field `random` defaults to random.random, whose

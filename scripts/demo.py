@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
                 all_ok = False
                 print("  !! the API key appears in this DAG's log")
 
+        event_dags = ", ".join(plan.get("event_dags", {}))
+        if event_dags:
+            print(f"Not run here: {event_dags} (started by messages typed in a room; --celery shows them)")
         print("\nWhat each room received:")
         for room, messages in sorted(sandbox.all_received().items()):
             print(f"\n# {room} ({len(messages)} message{'s' if len(messages) != 1 else ''})")

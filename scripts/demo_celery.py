@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_imkit.sandbox import ImkitSandbox
+from tests.deployment.harness.chat import COMMAND_DAG, TARGET_DAG, chat_round, open_for_commands
 from tests.deployment.harness.deployment import Deployment
 from tests.deployment.harness.servers import wait_for
 
@@ -89,7 +90,8 @@ def run(plan: dict[str, Any], serve: bool, transcript: Any) -> int:
         )
         for answer in plan.get("answers", []):
             sandbox.auto_reply(**answer)  # the approver answers each run's question in the room
-        deployment.wait_for_dags(list(plan["dags"]))
+        deployment.wait_for_dags([*plan["dags"], COMMAND_DAG, TARGET_DAG])
+        open_for_commands(deployment)  # its asset's watcher starts in the triggerer
         runs = {
             dag_id: deployment.trigger(dag_id, LOGICAL_DATE, {"fail": True} if dag_id == ALERTS_DAG else None)
             for dag_id in plan["dags"]
@@ -110,6 +112,16 @@ def run(plan: dict[str, Any], serve: bool, transcript: Any) -> int:
             )
         sandbox.flush_batches()
         all_ok = recovered == "success"
+        print("Typing chat commands in #ops-commands through the inbox page (the last one while the "
+              "triggerer is down)...", flush=True)  # fmt: skip
+        commands = chat_round(deployment, sandbox, plan["commands"], restart_triggerer=True)
+        expected_answers = [
+            c["message"].startswith("rerun example_imkit_sales_daily") for c in plan["commands"]
+        ]
+        all_ok &= all(
+            (c.run_state == "success") == started
+            for c, started in zip(commands, [*expected_answers, True], strict=True)
+        )
         for dag_id, run_id in second.items():
             state = deployment.wait({dag_id: run_id}, timeout=120)[dag_id]
             ok = state == plan["dags"][dag_id]
@@ -129,6 +141,9 @@ def run(plan: dict[str, Any], serve: bool, transcript: Any) -> int:
         print(
             f"{ALERTS_DAG}, second run: {recovered}" + (" (as expected)" if all_ok else " (EXPECTED success)")
         )
+        print("Chat commands (the watcher reads #ops-commands every 5 s, in the triggerer):")
+        for command in commands:
+            print(f"  {command.line()}")
         sent_by = components(sandbox)
         for message in sandbox.received("ops-alerts"):
             if "broken_dag.py" in message["message"]:

@@ -90,10 +90,11 @@ class MessageFilter:
         return cls(checked_room, tuple(ids), tuple(types), pattern, compiled)
 
     def match(self, item: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The event payload for a listed message that counts, else None::
+        """
+        The event payload for a listed message that counts, else None::
 
-        {"message": {"_id", "room", "message", "messageType", "sender", "createdAtMS"},
-         "groups": {<the pattern's named groups>}}
+            {"message": {"_id", "room", "message", "messageType", "sender", "createdAtMS"},
+             "groups": {<the pattern's named groups>}}
         """
         kind = item.get("messageType")
         if item.get("isDeleted") or kind in NEVER_MATCHED_TYPES or kind not in self.message_types:
@@ -128,7 +129,7 @@ class Cursor:
     IMKIT's clock, ms; a message of that very millisecond may be from just before); it has
     read up to the newest message, created at ``newest_ms``; ``fired`` holds ``(id, created
     ms)`` of the messages it fired for within the overlap before that. Plain JSON through
-    :meth:`to_json` (what the asset state store keeps).
+    :meth:`Cursor.to_json` (what the asset state store keeps).
     """
 
     start_ms: int

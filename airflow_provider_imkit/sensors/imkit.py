@@ -32,9 +32,10 @@ class ImkitMessageSensor(BaseSensorOperator):
          "groups": {<named groups>}}
 
     The room is read with ``GET /rooms/{room}/messages/v3`` every ``poll_interval`` seconds.
-    Deferrable by default: the wait is an :class:`~airflow_provider_imkit.triggers.imkit.
-    ImkitMessageTrigger` in the triggerer (no worker slot held), sharing the room's reader and
-    the read budget (``[imkit] approval_reads_per_minute``) with every other wait on the room.
+    Deferrable by default: the wait is an
+    :class:`~airflow_provider_imkit.triggers.imkit.ImkitMessageTrigger` in the triggerer (no
+    worker slot held), sharing the room's reader and the read budget
+    (``[imkit] approval_reads_per_minute``) with every other wait on the room.
     ``deferrable=False`` waits in the worker, poking every ``poll_interval`` seconds (``mode``
     ``"poke"`` or ``"reschedule"``, as Airflow's sensors). ``timeout`` (default 7 days),
     ``soft_fail`` and ``mode`` are Airflow's, in both forms. A later try counts the messages

@@ -3,7 +3,7 @@
 Airflow 3.3+: in the watched asset's state store (``self.asset_state_store``, which the
 triggerer injects into an asset watcher's trigger; one value per asset the trigger watches),
 so a triggerer restart goes on from the last message fired. Also, on every version, in this
-process (:data:`_KEPT`): a trigger that is stopped and started again in the same triggerer
+process: a trigger that is stopped and started again in the same triggerer
 (its DAG re-parsed, the trigger re-assigned) goes on from there. Airflow 3.0-3.2 keep no
 state for watchers: after a restart of the triggerer the watch starts from then on.
 """

@@ -130,7 +130,8 @@ class ImkitMessageTrigger(BaseEventTrigger):
     every watcher, wait and sensor on it in a triggerer.
 
     On Airflow 3 it is a ``BaseEventTrigger``: use it in an ``AssetWatcher`` and DAGs scheduled
-    on the asset start for each message (the payload is the asset event's ``extra``). On
+    on the asset start for each message (the asset event's ``extra`` is ``{"from_trigger": true,
+    "payload": <the payload>}``: read it from ``context["triggering_asset_events"][asset]``). On
     Airflow 2.11 it is a plain trigger (the message sensor defers to it). The payload, plain
     JSON with no secret::
 

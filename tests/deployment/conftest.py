@@ -13,6 +13,7 @@ import pytest
 
 from airflow_provider_imkit.sandbox import ImkitSandbox
 from tests.conftest import API_KEY, EXAMPLE_DAGS, ROOT, not_the_primary_pass
+from tests.deployment.harness.chat import COMMAND_DAG, TARGET_DAG, Command, chat_round, open_for_commands
 from tests.deployment.harness.deployment import Deployment
 from tests.deployment.harness.servers import servers_available, wait_for
 
@@ -36,6 +37,9 @@ class Deployed:
     runs: dict[str, str]
     #: The recovery run of the alerts DAG (its failing run is in ``runs``).
     recovery_run: str
+    #: demo.json's chat commands typed in the inbox page, then one typed while the triggerer
+    #: was down (killed, then started again).
+    chat: list[Command]
 
 
 def _skip_or_fail(reason: str) -> None:
@@ -88,7 +92,8 @@ def deployed() -> Iterator[Deployed]:
             "deploy_deadline_alert",
             HITL_DAG,
         ]
-        deployment.wait_for_dags(dag_ids)
+        deployment.wait_for_dags([*dag_ids, COMMAND_DAG, TARGET_DAG])
+        open_for_commands(deployment)  # the watcher starts while the other DAGs run
         # The fault-arming DAG runs alone: its faults are for its own send.
         runs = {"deploy_retry_after_drop": deployment.trigger("deploy_retry_after_drop", LOGICAL_DATE)}
         states = deployment.wait(runs, timeout=240)
@@ -121,4 +126,5 @@ def deployed() -> Iterator[Deployed]:
             120,
         )
         sandbox.flush_batches()
-        yield Deployed(deployment, sandbox, plan["dags"], states, runs, recovery)
+        chat = chat_round(deployment, sandbox, plan["commands"], restart_triggerer=True)
+        yield Deployed(deployment, sandbox, plan["dags"], states, runs, recovery, chat)

@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import API_KEY
 from tests.deployment.conftest import Deployed
 from tests.deployment.dags.deployment_cases import TOKENS
+from tests.deployment.harness.chat import BOT, COMMAND_DAG, ROOM, TARGET_DAG, run_id_for
 
 # With pytest-xdist: the deployment starts once, in one worker.
 pytestmark = pytest.mark.xdist_group("deployment")
@@ -192,3 +193,43 @@ def test_a_hitl_request_is_posted_in_the_room_and_answered_in_airflow(deployed: 
     assert "/dags/deploy_hitl_in_room/runs/" in link and link.endswith("required_actions?map_index=-1")
     assert components(deployed)[request["_id"]] == "celery worker"
     assert done["message"] == "backfill started"
+
+
+def test_a_chat_command_starts_its_run_and_is_answered_once_across_a_triggerer_restart(
+    deployed: Deployed,
+) -> None:
+    """Typed in the inbox page: an allowed person's command starts the run and is answered with
+    its id; a DAG off the allow-list is refused; a command typed while the triggerer was down
+    is read after it starts again (3.3's asset state store keeps the watcher's cursor), and no
+    command fires twice."""
+    started, refused, late = deployed.chat
+    assert started.answer == f"Started {TARGET_DAG} run {run_id_for(started.message)} (asked by alice)."
+    assert refused.answer is not None and refused.answer.startswith(
+        "Not started: example_imkit_send_message is not one of example_imkit_sales_daily (asked by bob"
+    )
+    assert late.answer == f"Started {TARGET_DAG} run {run_id_for(late.message)} (asked by alice)."
+    assert started.run_state == late.run_state == "success"
+    api = deployed.deployment.api
+    target_runs = api("GET", f"/api/v2/dags/{TARGET_DAG}/dagRuns?limit=100")["dag_runs"]
+    assert sorted(r["dag_run_id"] for r in target_runs) == sorted([str(started.run_id), str(late.run_id)])
+    by_id = {r["dag_run_id"]: r for r in target_runs}
+    assert by_id[started.run_id]["logical_date"].startswith("2026-11-30T00:00:00")
+    said = [m["message"] for m in deployed.sandbox.received(ROOM) if m["sender"] == BOT]
+    answers = [t for t in said if not t.startswith("Sales for ")]
+    assert len(answers) == 3, said  # one answer per command: nothing fired twice
+    assert sorted(t for t in said if t.startswith("Sales for ")) == sorted(
+        [
+            f"Sales for 2026-11-30 rebuilt (run {started.run_id}).",
+            next(t for t in said if late.run_id in t and t.startswith("Sales")),
+        ]
+    )
+    events = api("GET", "/api/v2/assets/events?limit=100")["asset_events"]
+    assert len([e for e in events if e.get("asset_uri", e.get("uri")) == f"imkit://{ROOM}/rerun"]) == 3
+    command_runs = api("GET", f"/api/v2/dags/{COMMAND_DAG}/dagRuns?limit=100")["dag_runs"]
+    assert {r["state"] for r in command_runs} == {"success"}
+    readers = {
+        re.search(r"\(airflow ([^)]+)\)", r.get("user_agent") or "").group(1)  # type: ignore[union-attr]
+        for r in deployed.sandbox.requests()
+        if r["method"] == "GET" and r["path"] == f"/rooms/{ROOM}/messages/v3"
+    }
+    assert readers == {"triggerer"}

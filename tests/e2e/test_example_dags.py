@@ -108,3 +108,14 @@ def test_approval_dag_approved(example_runs: ExampleRuns) -> None:
     ]
     gate = example_runs.xcoms("example_imkit_approval")[("approval_gate", -1)]
     assert (gate["chosen"], gate["by"]) == ("Approve", "alice")
+
+
+def test_partner_files_dag_waits_for_the_partners_bot(example_runs: ExampleRuns) -> None:
+    said = [(m["sender"], m["message"]) for m in example_runs.sandbox.received("partner-drops")]
+    assert said == [
+        ("partner-bot", "files uploaded: 3 files in batch b-0102"),
+        ("airflow-bot", "Ingested 3 files of batch b-0102 for 2026-01-02."),
+    ]
+    found = example_runs.xcoms("example_imkit_partner_files")[("wait_for_files", -1)]
+    assert found["groups"] == {"count": "3", "batch": "b-0102"}
+    assert found["message"]["sender"] == "partner-bot"
