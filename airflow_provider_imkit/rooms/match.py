@@ -60,7 +60,8 @@ class MessageFilter:
         :param pattern: a Python regular expression searched in the message text
             (``re.search``); None matches every message of the allowed types.
         :param senders: the user ids whose messages count, at least one: a list (or tuple or
-            set) of ids, or text holding one id, ``"a,b"``, or a JSON or Python list.
+            set) of ids, or text holding one id, ``"a,b"``, or a JSON or Python list. Kept
+            sorted (as ``message_types``): their order means nothing.
         :param message_types: the message types that count (default ``("text",)``), same forms.
         :raises ImkitValidationError: naming ``room``, ``pattern``, ``senders`` or
             ``message_types`` and what is wrong.
@@ -87,7 +88,9 @@ class MessageFilter:
                 compiled = re.compile(pattern)
             except re.error as exc:
                 raise ImkitValidationError("pattern", f"is not a valid regular expression: {exc}") from None
-        return cls(checked_room, tuple(ids), tuple(types), pattern, compiled)
+        # Sorted: their order means nothing, and the watcher's identity (Airflow hashes its
+        # kwargs; its cursor's key) must not change with it (a set's order differs per process).
+        return cls(checked_room, tuple(sorted(ids)), tuple(sorted(types)), pattern, compiled)
 
     def match(self, item: Mapping[str, Any]) -> dict[str, Any] | None:
         """
@@ -239,8 +242,8 @@ class MessageWatch:
     def take(self, read: RoomRead) -> tuple[Sequence[Fired | Moved | Failed], float | None]:
         """A read of the room: its events, and the seconds until the next read (None: done)."""
         assert self.cursor is not None
-        if self._correct_clock and read.error is None:
-            self._on_imkit_clock(read)
+        if self._correct_clock and read.error is None and self._on_imkit_clock(read):
+            return (), 0.0  # the start moved before what this read covers: read again from it
         if read.error is not None and not read.covers(self.since_ms):
             if read.complete_from_ms is None:
                 return self._after_error(read.error)
@@ -248,7 +251,8 @@ class MessageWatch:
                 "Room %s holds too many messages since the last read: those before %d ms are skipped (%s)",
                 self.filter.room, read.complete_from_ms, read.error,
             )  # fmt: skip
-            self.cursor = Cursor(self.cursor.start_ms, max(self.cursor.newest_ms, read.complete_from_ms))
+            newest = max(self.cursor.newest_ms, read.complete_from_ms)
+            self.cursor = Cursor(self.cursor.start_ms, newest, self.cursor.fired)
         self.failures = 0
         events: list[Fired | Moved | Failed] = []
         since, start, newest = self.since_ms, self.cursor.start_ms, self.cursor.newest_ms
@@ -274,14 +278,17 @@ class MessageWatch:
             self.saved_at = self.clock()
         return events, float(self.poll_interval)
 
-    def _on_imkit_clock(self, read: RoomRead) -> None:
-        """Put a start taken from this host's clock on IMKIT's (first successful read)."""
+    def _on_imkit_clock(self, read: RoomRead) -> bool:
+        """Put a start taken from this host's clock on IMKIT's (first successful read); True
+        when the start moved before what ``read`` covers (it must be read again from there)."""
         self._correct_clock = False
         assert self.cursor is not None
         offset = read.ended - self.clock()
-        if abs(offset) > CLOCK_AGREEMENT_S:
-            at = self.cursor.start_ms + int(offset * 1000)
-            self.cursor = Cursor(at, at)
+        if abs(offset) <= CLOCK_AGREEMENT_S:
+            return False
+        at = self.cursor.start_ms + int(offset * 1000)
+        self.cursor = Cursor(at, at)
+        return read.complete_from_ms is None or at < read.complete_from_ms
 
     def _after_error(self, error: Exception) -> tuple[Sequence[Failed], float | None]:
         if not getattr(error, "transient", True):

@@ -11,7 +11,7 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 from airflow_provider_imkit import DEFAULT_CONN_ID
 from airflow_provider_imkit.exceptions import ImkitRoomReadError
 from airflow_provider_imkit.rooms.match import Failed, Fired, MessageFilter, MessageWatch
-from airflow_provider_imkit.triggers.imkit import ImkitMessageTrigger, poll_seconds
+from airflow_provider_imkit.triggers.imkit import ImkitMessageSensorTrigger, poll_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,23 +25,24 @@ class ImkitMessageSensor(BaseSensorOperator):
     """
     Wait for the first message in ``room`` that counts, created after the task's first try
     started: by one of ``senders``, of one of ``message_types``, not recalled or deleted, not
-    posted by the provider, and (with a ``pattern``) text in which ``re.search`` finds it. Its
-    XCom (``return_value``) is the message and the pattern's named groups::
+    posted by the provider in this process, and (with a ``pattern``) text in which
+    ``re.search`` finds it. Its XCom (``return_value``) is the message and the pattern's named groups::
 
         {"message": {"_id", "room", "message", "messageType", "sender", "createdAtMS"},
          "groups": {<named groups>}}
 
     The room is read with ``GET /rooms/{room}/messages/v3`` every ``poll_interval`` seconds.
     Deferrable by default: the wait is an
-    :class:`~airflow_provider_imkit.triggers.imkit.ImkitMessageTrigger` in the triggerer (no
+    :class:`~airflow_provider_imkit.triggers.imkit.ImkitMessageSensorTrigger` in the triggerer (no
     worker slot held), sharing the room's reader and the read budget
     (``[imkit] approval_reads_per_minute``) with every other wait on the room.
     ``deferrable=False`` waits in the worker, poking every ``poll_interval`` seconds (``mode``
     ``"poke"`` or ``"reschedule"``, as Airflow's sensors). ``timeout`` (default 7 days),
     ``soft_fail`` and ``mode`` are Airflow's, in both forms. A later try counts the messages
     created since the DAG run started (the first try's start is not kept across tries), so a
-    message a failed try missed is still found. Transient read errors are retried with backoff;
-    an unknown room or a bad key fails the task with
+    message a failed try missed is still found. Transient read errors are retried (deferred: with
+    backoff up to 5 minutes; in the worker: at the next poke); an unknown room or a bad key
+    fails the task with
     :class:`~airflow_provider_imkit.exceptions.ImkitRoomReadError`.
 
     :param room: the room id (templated).
@@ -84,8 +85,14 @@ class ImkitMessageSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.imkit_conn_id = imkit_conn_id
         self._watch: MessageWatch | None = None
-        if not any(_templated(v) for v in (room, pattern, senders)):
-            self._filter()  # a bad argument fails the DAG file's import, not the run
+        # A bad argument fails the DAG file's import, not the run; a templated one is checked
+        # once rendered (a stand-in takes its place here).
+        MessageFilter.build(
+            "room" if _templated(room) else room,
+            pattern=None if _templated(pattern) else pattern,
+            senders="someone" if _templated(senders) else senders,
+            message_types=message_types,
+        )
 
     def _filter(self) -> MessageFilter:
         return MessageFilter.build(
@@ -107,7 +114,7 @@ class ImkitMessageSensor(BaseSensorOperator):
             rule.room, ", ".join(rule.senders), _iso(since_ms),
         )  # fmt: skip
         self.defer(
-            trigger=ImkitMessageTrigger(
+            trigger=ImkitMessageSensorTrigger(
                 rule.room,
                 pattern=rule.pattern,
                 senders=list(rule.senders),

@@ -10,6 +10,7 @@ state for watchers: after a restart of the triggerer the watch starts from then 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -37,22 +38,31 @@ def _accessors(store: Any) -> list[Any]:
     return found or [store]
 
 
-async def load_cursor(store: Any, key: str) -> Cursor | None:
+async def load_cursor(store: Any, key: str, *, attempts: int = 3) -> tuple[Cursor | None, bool]:
     """The cursor kept for ``key``: the asset state store's (3.3+), else this process's; the
-    newest of them when the trigger watches several assets. None: nothing kept."""
+    newest of them when the trigger watches several assets. Also whether a kept value could not
+    be read (the store failed ``attempts`` times, 1 s then 2 s apart): the caller must then not
+    overwrite it. (None, False): nothing kept."""
     found: list[Cursor] = []
+    unread = False
     if store is not None:
         for accessor in _accessors(store):
-            try:
-                cursor = Cursor.from_json(await accessor.aget(key))
-            except Exception as exc:  # a state store that cannot be read: go on without it
-                log.warning("Could not read the watcher's cursor from the asset state store: %s", exc)
+            for attempt in range(attempts):
+                try:
+                    cursor = Cursor.from_json(await accessor.aget(key))
+                    break
+                except Exception as exc:  # the store cannot be read now
+                    log.warning("Could not read the watcher's cursor from the asset state store: %s", exc)
+                    if attempt + 1 < attempts:
+                        await asyncio.sleep(2**attempt)
+            else:
+                unread = True
                 continue
             if cursor is not None:
                 found.append(cursor)
     if not found and key in _KEPT:
         found.append(_KEPT[key])
-    return max(found, key=lambda c: c.newest_ms, default=None)
+    return max(found, key=lambda c: c.newest_ms, default=None), unread and not found
 
 
 async def save_cursor(store: Any, key: str, cursor: Cursor) -> None:

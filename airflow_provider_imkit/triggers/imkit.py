@@ -122,9 +122,9 @@ class ImkitApprovalTrigger(BaseTrigger):
 class ImkitMessageTrigger(BaseEventTrigger):
     """
     Fire one event per message in a room that counts: by one of ``senders``, of one of
-    ``message_types``, not recalled or deleted, not posted by the provider, and (with a
-    ``pattern``) text that ``re.search`` finds the pattern in; created after the watcher first
-    started; in the order IMKIT stored them; never twice for one message. Read with
+    ``message_types``, not recalled or deleted, not posted by the provider in this process,
+    and (with a ``pattern``) text that ``re.search`` finds the pattern in; created after the
+    watcher first started; in the order IMKIT stored them; never twice for one message. Read with
     ``GET /rooms/{room}/messages/v3`` by the same shared room readers and read budget
     (``[imkit] approval_reads_per_minute``) as approvals: one read per room per interval for
     every watcher, wait and sensor on it in a triggerer.
@@ -141,8 +141,9 @@ class ImkitMessageTrigger(BaseEventTrigger):
     Restarts: on Airflow 3.3+ the cursor (the newest message read, the ids fired within the
     last 5 s) is kept in the asset's state store before each event is handed on, so a restarted
     triggerer reads on from there: messages posted meanwhile fire, none fires twice (a crash
-    between keeping the cursor and Airflow storing the event loses that one event rather
-    than firing it twice). Airflow 3.0-3.2 keep no watcher state: a trigger started again in the
+    between keeping the cursors and Airflow storing the events loses that read's events not
+    yet stored rather than firing them twice; a store that cannot be read at the start is
+    never overwritten). Airflow 3.0-3.2 keep no watcher state: a trigger started again in the
     same triggerer process goes on from its cursor; a new triggerer process starts from then on
     (messages posted while none watched are skipped, with a warning), never re-firing.
     3.3's shared streams are not used: the room readers already share one read per room among
@@ -157,10 +158,12 @@ class ImkitMessageTrigger(BaseEventTrigger):
     :param message_types: message types that count (default ``("text",)``).
     :param poll_interval: seconds between reads of the room (default 10).
     :param imkit_conn_id: the Airflow connection of type ``imkit``.
-    :param since_ms: the message sensor's form: count messages created after this (ms
-        since the epoch) and fire once; None (a watcher): from when it first started, for ever.
     :raises ImkitValidationError: a bad argument, named (``pattern``, ``senders``...), when built.
     """
+
+    #: Set by :class:`ImkitMessageSensorTrigger` only: count messages created after this (ms)
+    #: and fire once.
+    since_ms: int | None = None
 
     def __init__(
         self,
@@ -171,7 +174,6 @@ class ImkitMessageTrigger(BaseEventTrigger):
         message_types: str | Sequence[str] = ("text",),
         poll_interval: float = 10.0,
         imkit_conn_id: str = DEFAULT_CONN_ID,
-        since_ms: int | None = None,
     ) -> None:
         super().__init__()
         self.filter = MessageFilter.build(room, pattern=pattern, senders=senders, message_types=message_types)
@@ -181,9 +183,6 @@ class ImkitMessageTrigger(BaseEventTrigger):
         self.message_types = list(self.filter.message_types)
         self.poll_interval = poll_seconds(poll_interval)
         self.imkit_conn_id = imkit_conn_id
-        if since_ms is not None and (isinstance(since_ms, bool) or not isinstance(since_ms, int)):
-            raise ImkitValidationError("since_ms", f"must be ms since the epoch (an int), got {since_ms!r}")
-        self.since_ms = since_ms
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         kwargs: dict[str, Any] = {
@@ -202,14 +201,15 @@ class ImkitMessageTrigger(BaseEventTrigger):
         once = self.since_ms is not None
         store = None if once else getattr(self, "asset_state_store", None)
         key = cursor_key(self.serialize()[1])
-        cursor = None if once else await load_cursor(store, key)
+        cursor, kept_unread = (None, False) if once else await load_cursor(store, key)
         watch = MessageWatch(
             self.filter, self.poll_interval, cursor=cursor, start_ms=self.since_ms, once=once, log=self.log
         )
         if not once:
-            self._say_where_it_starts(cursor, store)
+            self._say_where_it_starts(cursor, store, kept_unread)
             assert watch.cursor is not None
-            await save_cursor(store, key, watch.cursor)
+            if not kept_unread:  # never overwrite a kept cursor that could not be read
+                await save_cursor(store, key, watch.cursor)
         async with room_readers().watch(
             self.imkit_conn_id,
             self.room,
@@ -236,8 +236,14 @@ class ImkitMessageTrigger(BaseEventTrigger):
                     if once:
                         return
 
-    def _say_where_it_starts(self, cursor: Any, store: Any) -> None:
-        if cursor is not None:
+    def _say_where_it_starts(self, cursor: Any, store: Any, kept_unread: bool) -> None:
+        if kept_unread:
+            self.log.warning(
+                "Watching room %s from now on: the kept cursor could not be read, so messages "
+                "posted since it are skipped",
+                self.room,
+            )
+        elif cursor is not None:
             self.log.info("Watching room %s from the last message read (%d ms)", self.room, cursor.newest_ms)
         elif store is not None:
             self.log.info("Watching room %s for the first time: messages from now on count", self.room)
@@ -255,3 +261,36 @@ class ImkitMessageTrigger(BaseEventTrigger):
         from airflow_provider_imkit.hooks.imkit import ImkitHook
 
         return ImkitHook(self.imkit_conn_id).get_conn()
+
+
+class ImkitMessageSensorTrigger(ImkitMessageTrigger):
+    """
+    The message sensor's deferral: an :class:`ImkitMessageTrigger` that fires **once**, for
+    the first message that counts created after ``since_ms``, and keeps no cursor (after a
+    triggerer restart it reads from ``since_ms`` again: the same first message decides). Not
+    for an ``AssetWatcher``: it would fire the same message again at each start of it, so it
+    refuses to run as one.
+
+    :param since_ms: count messages created after this (ms since the epoch): the sensor's
+        first try's start.
+    :raises ImkitValidationError: ``since_ms`` is not an int, or another argument is bad.
+    """
+
+    def __init__(self, room: str, *, since_ms: int, **kwargs: Any) -> None:
+        super().__init__(room, **kwargs)
+        if isinstance(since_ms, bool) or not isinstance(since_ms, int):
+            raise ImkitValidationError("since_ms", f"must be ms since the epoch (an int), got {since_ms!r}")
+        self.since_ms = since_ms
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        classpath, kwargs = super().serialize()
+        return classpath, {**kwargs, "since_ms": self.since_ms}
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        if getattr(self, "asset_state_store", None) is not None:
+            raise ImkitValidationError(
+                "since_ms",
+                "ImkitMessageSensorTrigger fires once, for a sensor: watch assets with ImkitMessageTrigger",
+            )
+        async for event in super().run():
+            yield event

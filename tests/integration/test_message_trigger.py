@@ -5,7 +5,7 @@ one reader shared with an approval wait, serialization."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import pytest
@@ -14,7 +14,11 @@ from airflow_provider_imkit.exceptions import ImkitValidationError
 from airflow_provider_imkit.hooks.imkit import ImkitHook
 from airflow_provider_imkit.sandbox import Fault, ImkitSandbox
 from airflow_provider_imkit.triggers import cursors
-from airflow_provider_imkit.triggers.imkit import ImkitApprovalTrigger, ImkitMessageTrigger
+from airflow_provider_imkit.triggers.imkit import (
+    ImkitApprovalTrigger,
+    ImkitMessageSensorTrigger,
+    ImkitMessageTrigger,
+)
 from tests.integration.test_approval_sandbox import ask
 
 HISTORY = "/rooms/ops/messages/v3"
@@ -47,7 +51,7 @@ def trigger(**kwargs: Any) -> ImkitMessageTrigger:
 
 
 async def events(
-    watcher: ImkitMessageTrigger, count: int, people: dict[float, Callable[[], object]] | None = None
+    watcher: ImkitMessageTrigger, count: int, people: Mapping[float, Callable[[], object]] | None = None
 ) -> list[tuple[float, dict[str, Any]]]:
     """The watcher's first ``count`` events and their loop times; ``people`` act at their times.
     Stopping the watcher after them is what the triggerer does when it stops one (a restart)."""
@@ -199,3 +203,51 @@ def test_serialized_kwargs_rebuild_the_same_trigger() -> None:
     }
     assert ImkitMessageTrigger(**kwargs).serialize() == (classpath, kwargs)
     assert cursors.cursor_key(kwargs) == cursors.cursor_key(ImkitMessageTrigger(**kwargs).serialize()[1])
+
+
+def test_the_cursor_key_does_not_depend_on_the_order_of_senders() -> None:
+    one = trigger(senders=["bob", "alice"]).serialize()[1]
+    other = trigger(senders={"alice", "bob"}).serialize()[1]
+    assert one == other and cursors.cursor_key(one) == cursors.cursor_key(other)
+
+
+def test_a_state_store_that_cannot_be_read_is_never_overwritten(
+    sandbox: ImkitSandbox, fast_loop: Run
+) -> None:
+    class Broken(StateStore):
+        async def aget(self, key: str, default: Any = None) -> Any:
+            raise RuntimeError("the API server is restarting")
+
+    store = Broken()
+    store.values["kept"] = "untouched"
+
+    async def scenario() -> list[str]:
+        watcher = trigger()
+        watcher.asset_state_store = store  # type: ignore[assignment]
+        post = {5.0: lambda: sandbox.post_as("alice", "ops", "rerun one")}
+        return texts(await events(watcher, 1, post))
+
+    assert fast_loop(scenario()) == ["rerun one"]
+    # No cursor was written before the first event; the event's own cursor then was.
+    assert store.values["kept"] == "untouched" and len(store.values) == 2
+
+
+def test_the_sensors_trigger_fires_once_and_refuses_to_watch_an_asset(
+    sandbox: ImkitSandbox, fast_loop: Run
+) -> None:
+    before = sandbox.post_as("alice", "ops", "rerun too_early")["createdAtMS"]
+    sensor_trigger = ImkitMessageSensorTrigger("ops", pattern=COMMAND, senders=["alice"], since_ms=before)
+    assert (
+        ImkitMessageSensorTrigger(**sensor_trigger.serialize()[1]).serialize() == sensor_trigger.serialize()
+    )
+
+    async def scenario() -> list[str]:
+        post = {1.0: lambda: sandbox.post_as("alice", "ops", "rerun in_time")}
+        got = texts(await events(sensor_trigger, 2, post))  # ends after one
+        watching = ImkitMessageSensorTrigger("ops", senders=["alice"], since_ms=before)
+        watching.asset_state_store = StateStore()  # type: ignore[assignment]
+        with pytest.raises(ImkitValidationError, match="since_ms"):
+            await events(watching, 1)
+        return got
+
+    assert fast_loop(scenario()) == ["rerun in_time"]

@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_imkit.exceptions import ImkitRoomReadError, ImkitValidationError
 from airflow_provider_imkit.sensors.imkit import ImkitMessageSensor, first_try_started_ms
-from airflow_provider_imkit.triggers.imkit import ImkitMessageTrigger
+from airflow_provider_imkit.triggers.imkit import ImkitMessageSensorTrigger
 
 TRY_START = datetime(2026, 12, 1, 9, 0, 5, tzinfo=UTC)
 RUN_START = datetime(2026, 12, 1, 9, 0, 0, tzinfo=UTC)
@@ -45,10 +45,14 @@ def test_bad_arguments_fail_at_parse_time_naming_the_field(kwargs: dict[str, Any
     assert caught.value.field == field
 
 
-def test_templated_values_are_checked_after_rendering() -> None:
+def test_templated_values_are_checked_after_rendering_the_others_at_parse_time() -> None:
     waiting = sensor(room="{{ params.room }}", pattern="^{{ params.word }}$", senders="{{ params.who }}")
     assert tuple(waiting.template_fields) == ("room", "pattern", "senders")
     assert waiting.deferrable is True and waiting.poke_interval == 10.0
+    with pytest.raises(ImkitValidationError, match="'pattern'"):
+        sensor(room="{{ params.room }}", pattern="files (")  # one templated field checks no fewer
+    with pytest.raises(ImkitValidationError, match="'senders'"):
+        sensor(pattern="{{ params.word }}", senders=[])
 
 
 def test_it_counts_from_the_first_try() -> None:
@@ -67,7 +71,7 @@ def test_deferrable_defers_to_the_message_trigger_with_the_start_and_timeout() -
     with pytest.raises(TaskDeferred) as deferred:
         waiting.execute(context())
     trigger = deferred.value.trigger
-    assert isinstance(trigger, ImkitMessageTrigger)
+    assert isinstance(trigger, ImkitMessageSensorTrigger)
     assert trigger.serialize()[1] == {
         "room": "ops",
         "pattern": "go",

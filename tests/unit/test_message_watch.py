@@ -217,13 +217,22 @@ def test_a_room_too_busy_to_read_from_the_cursor_skips_ahead_with_a_warning() ->
     events, _ = w.take(read(message(50), message(51), error=busy, complete=START + 50_000))
     assert fired(events) == ["m50", "m51"]
     assert "too many messages" in warnings[0]
+    # Busy again, from within the overlap: what fired stays fired.
+    events, _ = w.take(read(message(51), message(52), error=busy, complete=START + 51_000))
+    assert fired(events) == ["m52"]
 
 
 def test_a_start_on_the_host_clock_moves_to_imkit_clock_on_the_first_read() -> None:
     now = [START / 1000]
-    w = watch(clock=now)
-    ahead = RoomRead("ops", [message(-5)], 0, 0, START / 1000 - 10)  # IMKIT is 10 s behind
-    assert fired(w.take(ahead)[0]) == ["m-5"]  # created 5 s before the host's start: IMKIT's -10 s
+    behind = watch(clock=now)  # IMKIT's clock is 10 s behind the host's
+    first = RoomRead("ops", [], START, START / 1000 - 10, START / 1000 - 10)
+    assert behind.take(first) == ((), 0.0)  # the start moved before what was read: read again
+    assert behind.since_ms == START - 10_000
+    again = RoomRead("ops", [message(-5)], START - 10_000, START / 1000 - 10, START / 1000 - 10)
+    assert fired(behind.take(again)[0]) == ["m-5"]  # created 5 s after the start, on IMKIT's clock
+    ahead = watch(clock=now)  # IMKIT is 10 s ahead: the start moves later, the read covers it
+    read_ahead = RoomRead("ops", [message(5), message(12)], START, START / 1000 + 10, START / 1000 + 10)
+    assert fired(ahead.take(read_ahead)[0]) == ["m12"]
 
 
 def test_cursors_round_trip_and_garbage_is_no_cursor() -> None:
