@@ -5,7 +5,9 @@ Shows: an :class:`~airflow_provider_imkit.sensors.imkit.ImkitMessageSensor` that
 (deferred, in the triggerer) for a message in the partner room from the partner's bot that
 matches a pattern; its named groups (the file count and the batch) reach the next task
 through XCom; a note in the room says what was ingested. Only ``partner-bot``'s messages
-count: anyone else typing "files uploaded" starts nothing.
+count: anyone else typing "files uploaded" starts nothing. The sensor counts messages
+created after it started: if the partner may post before the run gets there, schedule the DAG
+on an asset watched by ``ImkitMessageTrigger`` instead (docs/commands.md).
 
 With the sandbox, ``scripts/demo.sh`` plays the partner's bot: it posts its message as soon
 as the sensor first reads the room.
