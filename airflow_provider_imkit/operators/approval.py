@@ -11,7 +11,7 @@ from airflow.providers.common.compat.sdk import SkipMixin
 
 from airflow_provider_imkit import DEFAULT_CONN_ID
 from airflow_provider_imkit.exceptions import ImkitError, ImkitValidationError
-from airflow_provider_imkit.operators.base import ImkitBaseOperator, task_link
+from airflow_provider_imkit.operators.base import ImkitBaseOperator, is_templated, task_link
 from airflow_provider_imkit.version_compat import AIRFLOW_V_3_0_PLUS
 
 if TYPE_CHECKING:
@@ -33,14 +33,6 @@ def _seconds(field: str, value: Any, *, allow_none: bool) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ImkitValidationError(field, f"must be a timedelta or a number of seconds >= 0, got {value!r}")
     return float(value)
-
-
-def _templated(value: Any) -> bool:
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, list | tuple):
-        return any(_templated(item) for item in value)
-    return False
 
 
 class ImkitApprovalOperator(ImkitBaseOperator, SkipMixin):
@@ -135,7 +127,7 @@ class ImkitApprovalOperator(ImkitBaseOperator, SkipMixin):
             raise ImkitValidationError("poll_interval", "must be more than 0 seconds")
         if not isinstance(fail_on_reject, bool):
             raise ImkitValidationError("fail_on_reject", f"must be True or False, got {fail_on_reject!r}")
-        if not _templated(options):
+        if not is_templated(options):
             self._choices(options)
 
     def http_timeout(self) -> None:

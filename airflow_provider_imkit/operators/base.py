@@ -77,6 +77,15 @@ class ImkitBaseOperator(BaseOperator):
         )
 
 
+def is_templated(value: Any) -> bool:
+    """Whether a value (or an item of a list or tuple) is a Jinja template, checked once rendered."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, list | tuple):
+        return any(is_templated(item) for item in value)
+    return False
+
+
 def task_link(context: Context) -> str | None:
     """
     The link to this task in Airflow's UI when Airflow knows its base URL (``[api] base_url``

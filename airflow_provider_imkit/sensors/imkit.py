@@ -10,6 +10,7 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 
 from airflow_provider_imkit import DEFAULT_CONN_ID
 from airflow_provider_imkit.exceptions import ImkitRoomReadError
+from airflow_provider_imkit.operators.base import is_templated
 from airflow_provider_imkit.rooms.match import Failed, Fired, MessageFilter, MessageWatch
 from airflow_provider_imkit.triggers.imkit import ImkitMessageSensorTrigger, poll_seconds
 
@@ -88,9 +89,9 @@ class ImkitMessageSensor(BaseSensorOperator):
         # A bad argument fails the DAG file's import, not the run; a templated one is checked
         # once rendered (a stand-in takes its place here).
         MessageFilter.build(
-            "room" if _templated(room) else room,
-            pattern=None if _templated(pattern) else pattern,
-            senders="someone" if _templated(senders) else senders,
+            "room" if is_templated(room) else room,
+            pattern=None if is_templated(pattern) else pattern,
+            senders="someone" if is_templated(senders) else senders,
             message_types=message_types,
         )
 
@@ -165,14 +166,6 @@ class ImkitMessageSensor(BaseSensorOperator):
 
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
-
-
-def _templated(value: Any) -> bool:
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, list | tuple):
-        return any(_templated(item) for item in value)
-    return False
 
 
 def first_try_started_ms(context: Context, *, reschedule: bool = False) -> int:
