@@ -100,20 +100,21 @@ class ImkitMessageSensor(BaseSensorOperator):
             self.room, pattern=self.pattern, senders=self.senders, message_types=self.message_types
         )
 
-    def execute(self, context: Context) -> Any:
-        rule = self._filter()
+    def _new_watch(self, context: Context) -> MessageWatch:
+        """The wait from the first try's start (the first poke's in reschedule mode)."""
         since_ms = first_try_started_ms(context, reschedule=bool(getattr(self, "reschedule", False)))
-        if not self.deferrable:
-            self.log.info(
-                "Waiting for a message in room %s by %s created after %s",
-                rule.room, ", ".join(rule.senders), _iso(since_ms),
-            )  # fmt: skip
-            self._watch = MessageWatch(rule, self.poll_interval, start_ms=since_ms, once=True, log=self.log)
-            return super().execute(context)
+        return MessageWatch(self._filter(), self.poll_interval, start_ms=since_ms, once=True, log=self.log)
+
+    def execute(self, context: Context) -> Any:
+        self._watch = watch = self._new_watch(context)
+        rule, since_ms = watch.filter, watch.since_ms
         self.log.info(
-            "Waiting in the triggerer for a message in room %s by %s created after %s",
+            "Waiting%s for a message in room %s by %s created after %s",
+            " in the triggerer" if self.deferrable else "",
             rule.room, ", ".join(rule.senders), _iso(since_ms),
         )  # fmt: skip
+        if not self.deferrable:
+            return super().execute(context)
         self.defer(
             trigger=ImkitMessageSensorTrigger(
                 rule.room,
@@ -134,10 +135,7 @@ class ImkitMessageSensor(BaseSensorOperator):
         from airflow_provider_imkit.rooms.read import read_room
 
         if self._watch is None:  # reschedule mode: each poke is a new process
-            since = first_try_started_ms(context, reschedule=bool(getattr(self, "reschedule", False)))
-            self._watch = MessageWatch(
-                self._filter(), self.poll_interval, start_ms=since, once=True, log=self.log
-            )
+            self._watch = self._new_watch(context)
         watch = self._watch
         with ImkitHook(self.imkit_conn_id) as hook:
             client: ImkitClient = hook.get_conn()

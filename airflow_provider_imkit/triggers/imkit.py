@@ -193,8 +193,6 @@ class ImkitMessageTrigger(BaseEventTrigger):
             "poll_interval": self.poll_interval,
             "imkit_conn_id": self.imkit_conn_id,
         }
-        if self.since_ms is not None:
-            kwargs["since_ms"] = self.since_ms
         return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
